@@ -1,0 +1,21 @@
+/** POST /v1/annexes: create an annex (idempotent by Idempotency-Key). */
+import { createAnnex } from '../shared/domain/annexes.ts';
+import { annexView } from '../shared/domain/views.ts';
+import { adminArns } from '../shared/aws/deps.ts';
+import { launchDeps } from '../shared/aws/deps-ec2.ts';
+import { route } from '../shared/http/api.ts';
+import { CreateAnnexBody } from '../shared/http/schemas.ts';
+
+export const handler = route(
+  { body: CreateAnnexBody },
+  adminArns,
+  async ({ caller, body, idempotencyKey }) => {
+    const { annex } = await createAnnex(
+      launchDeps(),
+      caller,
+      { ...body, pool: body.pool ?? 'default', market: body.market ?? 'on-demand' },
+      idempotencyKey,
+    );
+    return { status: 201, body: { annex: annexView(annex) } };
+  },
+);

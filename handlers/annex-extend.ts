@@ -1,0 +1,16 @@
+/** POST /v1/annexes/{name}/extend: change the lease without adding nodes. */
+import { extendAnnex } from '../shared/domain/annexes.ts';
+import { annexView } from '../shared/domain/views.ts';
+import { adminArns } from '../shared/aws/deps.ts';
+import { extendDeps } from '../shared/aws/deps-ec2.ts';
+import { route } from '../shared/http/api.ts';
+import { ExtendAnnexBody, NamePath, OwnerQuery } from '../shared/http/schemas.ts';
+
+export const handler = route(
+  { path: NamePath, query: OwnerQuery, body: ExtendAnnexBody },
+  adminArns,
+  async ({ caller, path, query, body }) => {
+    const annex = await extendAnnex(extendDeps(), caller, { name: path.name, ...query }, body);
+    return { status: 200, body: { annex: annexView(annex) } };
+  },
+);

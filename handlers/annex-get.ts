@@ -1,0 +1,25 @@
+/** GET /v1/annexes/{name}: one annex with its instances and recent events. */
+import { getAnnexDetail } from '../shared/domain/annexes.ts';
+import { annexView, eventView, instanceView } from '../shared/domain/views.ts';
+import { adminArns, readDeps } from '../shared/aws/deps.ts';
+import { route } from '../shared/http/api.ts';
+import { NamePath, OwnerQuery } from '../shared/http/schemas.ts';
+
+export const handler = route(
+  { path: NamePath, query: OwnerQuery },
+  adminArns,
+  async ({ caller, path, query }) => {
+    const { annex, instances, events } = await getAnnexDetail(readDeps(), caller, {
+      name: path.name,
+      ...query,
+    });
+    return {
+      status: 200,
+      body: {
+        annex: annexView(annex, instances),
+        instances: instances.map(instanceView),
+        events: events.map(eventView),
+      },
+    };
+  },
+);

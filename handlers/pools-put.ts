@@ -1,0 +1,19 @@
+/** PUT /v1/pools/{pool}: register an HTCondor pool (its credential goes to SSM only). */
+import { putPool } from '../shared/domain/pools.ts';
+import { poolView } from '../shared/domain/views.ts';
+import { adminArns } from '../shared/aws/deps.ts';
+import { poolDeps } from '../shared/aws/deps-pools.ts';
+import { route } from '../shared/http/api.ts';
+import { PoolPath, PutPoolBody } from '../shared/http/schemas.ts';
+
+export const handler = route(
+  { path: PoolPath, body: PutPoolBody },
+  adminArns,
+  async ({ caller, path, body }) => {
+    const pool = await putPool(poolDeps(), caller, path.pool, {
+      ...body,
+      collectorPort: body.collectorPort ?? 9618,
+    });
+    return { status: 200, body: { pool: poolView(pool) } };
+  },
+);

@@ -1,0 +1,250 @@
+/**
+ * The EC2 adapter: the only module that imports the EC2 client. Launches with a client token per
+ * attempt, finds instances by tag (never by token alone: see TOOLCHAIN.md on moto), treats
+ * NotFound as success when terminating, and translates EC2 errors into domain errors.
+ */
+import {
+  CreateTagsCommand,
+  DescribeInstancesCommand,
+  RunInstancesCommand,
+  TerminateInstancesCommand,
+  type EC2Client,
+  type Instance,
+  type Tag,
+} from '@aws-sdk/client-ec2';
+import {
+  AnnexError,
+  conflict,
+  limitExceeded,
+  upstreamUnavailable,
+  validationError,
+} from '../domain/errors.ts';
+import { clientToken } from '../domain/lease.ts';
+import type { InstanceState } from '../domain/model.ts';
+import type { Compute, LaunchedInstance, LaunchRequest, LaunchResult } from '../domain/ports.ts';
+
+export const TAG = {
+  id: 'annex:id',
+  name: 'annex:name',
+  owner: 'annex:owner',
+  stage: 'annex:stage',
+  expiresAt: 'annex:expires-at',
+  batch: 'annex:batch',
+} as const;
+
+type ErrorKind = 'capacity' | 'limit' | 'not-found' | 'retryable' | 'conflict' | { field: string };
+
+/** EC2 error codes this adapter understands, by kind (everything else is unexpected). */
+const ERROR_KINDS: [RegExp, ErrorKind][] = [
+  [/^(InsufficientInstanceCapacity|InsufficientCapacity|InsufficientHostCapacity|Unsupported)$/, 'capacity'],
+  [/^(InstanceLimitExceeded|VcpuLimitExceeded|MaxSpotInstanceCountExceeded|ResourceLimitExceeded)$/, 'limit'],
+  [/^InvalidInstanceID\.(NotFound|Malformed)$/, 'not-found'],
+  [
+    /^(RequestLimitExceeded|Throttling|InternalError|InternalFailure|ServiceUnavailable|Unavailable)$/,
+    'retryable',
+  ],
+  [/^IdempotentParameterMismatch$/, 'conflict'],
+  [/^InvalidAMIID\./, { field: 'imageId' }],
+  [/^(InvalidSubnetID\.|InvalidSubnet)/, { field: 'subnetIds' }],
+  [/^(InvalidGroup\.|InvalidGroupId\.|InvalidSecurityGroupID\.)/, { field: 'securityGroupIds' }],
+  [/^InvalidKeyPair\./, { field: 'keyName' }],
+  [/^InvalidInstanceType$/, { field: 'instanceTypes' }],
+  [/^InvalidUserData\./, { field: 'userData' }],
+  [/^InvalidParameterValue$/, { field: 'request' }],
+];
+
+const codeOf = (e: unknown): string => {
+  const err = e as { name?: string; Code?: string; code?: string } | undefined;
+  return err?.Code ?? err?.name ?? err?.code ?? '';
+};
+
+export const classifyEc2Error = (e: unknown): ErrorKind | undefined => {
+  const code = codeOf(e);
+  return ERROR_KINDS.find(([pattern]) => pattern.test(code))?.[1];
+};
+
+/** Turns an EC2 error into a domain error; unexpected ones are rethrown untouched. */
+const translate = (e: unknown, what: string): never => {
+  if (e instanceof AnnexError) throw e;
+  const kind = classifyEc2Error(e);
+  const message = (e as Error | undefined)?.message ?? codeOf(e);
+  if (kind === 'limit') throw limitExceeded(`EC2 refused ${what}: ${codeOf(e)}`);
+  if (kind === 'retryable') throw upstreamUnavailable(`EC2 is unavailable (${what})`, e);
+  if (kind === 'conflict') throw conflict(`EC2 refused ${what}: ${codeOf(e)}`);
+  if (typeof kind === 'object')
+    throw validationError(kind.field, `EC2 refused it (${codeOf(e)}): ${message}`);
+  throw e;
+};
+
+const STATES = new Set<InstanceState>([
+  'pending',
+  'running',
+  'shutting-down',
+  'terminated',
+  'stopping',
+  'stopped',
+]);
+
+const toLaunched = (i: Instance, batch: number): LaunchedInstance => {
+  const tagBatch = Number(i.Tags?.find((t) => t.Key === TAG.batch)?.Value);
+  const state = i.State?.Name as InstanceState | undefined;
+  return {
+    instanceId: i.InstanceId ?? '',
+    instanceType: i.InstanceType ?? 'unknown',
+    state: state !== undefined && STATES.has(state) ? state : 'pending',
+    batch: Number.isInteger(tagBatch) ? tagBatch : batch,
+    launchedAt: (i.LaunchTime ?? new Date(0)).toISOString(),
+    ...(i.SubnetId === undefined ? {} : { subnetId: i.SubnetId }),
+    ...(i.Placement?.AvailabilityZone === undefined
+      ? {}
+      : { availabilityZone: i.Placement.AvailabilityZone }),
+    ...(i.PrivateIpAddress === undefined ? {} : { privateIpAddress: i.PrivateIpAddress }),
+    ...(i.PublicIpAddress === undefined ? {} : { publicIpAddress: i.PublicIpAddress }),
+  };
+};
+
+const chunks = <T>(items: T[], size: number): T[][] =>
+  Array.from({ length: Math.ceil(items.length / size) }, (_, i) => items.slice(i * size, (i + 1) * size));
+
+const NOT_TERMINATED = ['pending', 'running', 'stopping', 'stopped', 'shutting-down'];
+const NEEDS_TERMINATION = ['pending', 'running', 'stopping', 'stopped'];
+
+export class Ec2Compute implements Compute {
+  constructor(private readonly ec2: EC2Client) {}
+
+  async findBatchInstances(annexId: string, batch: number): Promise<LaunchedInstance[]> {
+    return this.describe(
+      [
+        { Name: `tag:${TAG.id}`, Values: [annexId] },
+        { Name: `tag:${TAG.batch}`, Values: [String(batch)] },
+        { Name: 'instance-state-name', Values: NOT_TERMINATED },
+      ],
+      batch,
+    );
+  }
+
+  async listAnnexInstances(annexId: string): Promise<LaunchedInstance[]> {
+    return this.describe(
+      [
+        { Name: `tag:${TAG.id}`, Values: [annexId] },
+        { Name: 'instance-state-name', Values: NEEDS_TERMINATION },
+      ],
+      0,
+    );
+  }
+
+  async launch(req: LaunchRequest): Promise<LaunchResult> {
+    const { spec } = req;
+    const tags: Tag[] = [
+      ...Object.entries(spec.tags).map(([Key, Value]) => ({ Key, Value })),
+      ...(spec.tags.Name === undefined ? [{ Key: 'Name', Value: `annex-${req.annexName}` }] : []),
+      { Key: TAG.id, Value: req.annexId },
+      { Key: TAG.name, Value: req.annexName },
+      { Key: TAG.owner, Value: req.owner },
+      { Key: TAG.stage, Value: req.stage },
+      { Key: TAG.expiresAt, Value: req.expiresAt },
+      { Key: TAG.batch, Value: String(req.batch) },
+    ];
+    const subnets: (string | undefined)[] = spec.subnetIds.length > 0 ? spec.subnetIds : [undefined];
+    const attempts: LaunchResult['attempts'] = [];
+    let attempt = 0;
+    for (const instanceType of spec.instanceTypes) {
+      for (const subnetId of subnets) {
+        try {
+          const out = await this.ec2.send(
+            new RunInstancesCommand({
+              ClientToken: clientToken(req.annexId, req.batch, attempt++),
+              ImageId: spec.imageId,
+              InstanceType: instanceType as never,
+              MinCount: req.count,
+              MaxCount: req.count,
+              ...(subnetId === undefined ? {} : { SubnetId: subnetId }),
+              ...(spec.securityGroupIds.length > 0 ? { SecurityGroupIds: spec.securityGroupIds } : {}),
+              ...(spec.keyName === undefined ? {} : { KeyName: spec.keyName }),
+              // The user's bytes, untouched: EC2 wants them base64-encoded and SDK v3 does not do it.
+              ...(spec.userData === undefined
+                ? {}
+                : { UserData: Buffer.from(spec.userData, 'utf8').toString('base64') }),
+              ...(req.instanceProfileArn === undefined
+                ? {}
+                : { IamInstanceProfile: { Arn: req.instanceProfileArn } }),
+              InstanceInitiatedShutdownBehavior: 'terminate',
+              MetadataOptions: {
+                HttpTokens: 'required',
+                HttpEndpoint: 'enabled',
+                HttpPutResponseHopLimit: 1,
+              },
+              TagSpecifications: [
+                { ResourceType: 'instance', Tags: tags },
+                { ResourceType: 'volume', Tags: tags },
+              ],
+            }),
+          );
+          return { instances: (out.Instances ?? []).map((i) => toLaunched(i, req.batch)), attempts };
+        } catch (e) {
+          if (classifyEc2Error(e) !== 'capacity') return translate(e, 'the launch');
+          attempts.push({ instanceType, ...(subnetId === undefined ? {} : { subnetId }), error: codeOf(e) });
+        }
+      }
+    }
+    throw limitExceeded(
+      `no capacity for ${req.count} × ${spec.instanceTypes.join('|')}: ${attempts.map((a) => a.error).join(', ')}`,
+    );
+  }
+
+  async retag(instanceIds: string[], tags: Record<string, string>): Promise<void> {
+    const Tags = Object.entries(tags).map(([Key, Value]) => ({ Key, Value }));
+    await this.eachTolerantOfMissing(instanceIds, 'retagging', (ids) =>
+      this.ec2.send(new CreateTagsCommand({ Resources: ids, Tags })),
+    );
+  }
+
+  async terminate(instanceIds: string[]): Promise<void> {
+    await this.eachTolerantOfMissing(instanceIds, 'termination', (ids) =>
+      this.ec2.send(new TerminateInstancesCommand({ InstanceIds: ids })),
+    );
+  }
+
+  /** Runs `call` over chunks; a chunk that names a missing instance is retried one id at a time. */
+  private async eachTolerantOfMissing(
+    instanceIds: string[],
+    what: string,
+    call: (ids: string[]) => Promise<unknown>,
+  ): Promise<void> {
+    for (const chunk of chunks(instanceIds, 500)) {
+      try {
+        await call(chunk);
+      } catch (e) {
+        if (classifyEc2Error(e) !== 'not-found') return translate(e, what);
+        for (const id of chunk) {
+          try {
+            await call([id]);
+          } catch (inner) {
+            if (classifyEc2Error(inner) !== 'not-found') return translate(inner, what);
+          }
+        }
+      }
+    }
+  }
+
+  private async describe(
+    Filters: { Name: string; Values: string[] }[],
+    batch: number,
+  ): Promise<LaunchedInstance[]> {
+    const found: LaunchedInstance[] = [];
+    let NextToken: string | undefined;
+    do {
+      let out;
+      try {
+        out = await this.ec2.send(new DescribeInstancesCommand({ Filters, MaxResults: 1000, NextToken }));
+      } catch (e) {
+        return translate(e, 'the instance listing');
+      }
+      for (const r of out.Reservations ?? []) {
+        for (const i of r.Instances ?? []) found.push(toLaunched(i, batch));
+      }
+      NextToken = out.NextToken;
+    } while (NextToken !== undefined && NextToken !== '');
+    return found;
+  }
+}

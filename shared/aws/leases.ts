@@ -1,0 +1,442 @@
+/**
+ * The lease table adapter (DynamoDB). Every state change is a named conditional write: create is
+ * `attribute_not_exists`, update checks `#version`. A lost race surfaces as a domain Conflict.
+ */
+import { randomBytes } from 'node:crypto';
+import { TransactionCanceledException, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import {
+  BatchWriteCommand,
+  DynamoDBDocumentClient,
+  GetCommand,
+  PutCommand,
+  QueryCommand,
+  TransactWriteCommand,
+  UpdateCommand,
+  type BatchWriteCommandOutput,
+  type GetCommandOutput,
+  type PutCommandOutput,
+  type QueryCommandInput,
+  type QueryCommandOutput,
+  type TransactWriteCommandOutput,
+  type UpdateCommandOutput,
+} from '@aws-sdk/lib-dynamodb';
+import { conflict, isAnnexError, upstreamUnavailable } from '../domain/errors.ts';
+import { isEnded } from '../domain/lease.ts';
+import type { Annex, AnnexEvent, InstanceRecord, InstanceState, Pool } from '../domain/model.ts';
+import type { AddNodesClaim, AnnexChanges, LeaseStore } from '../domain/ports.ts';
+import { INDEX, KEY_ATTRIBUTES, keys } from './keys.ts';
+
+type Item = Record<string, unknown>;
+type AnyCommand =
+  GetCommand | PutCommand | UpdateCommand | QueryCommand | BatchWriteCommand | TransactWriteCommand;
+type TransactItem = NonNullable<
+  ConstructorParameters<typeof TransactWriteCommand>[0]['TransactItems']
+>[number];
+
+const RETRYABLE = new Set([
+  'ProvisionedThroughputExceededException',
+  'ThrottlingException',
+  'RequestLimitExceeded',
+  'InternalServerError',
+  'ServiceUnavailable',
+]);
+
+/** Add-nodes idempotency claims outlive any lease (7 days maximum) by a margin. */
+const CLAIM_TTL_SECONDS = 14 * 24 * 3600;
+
+const strip = <T>(item: Item): T => {
+  const copy: Item = { ...item };
+  for (const k of KEY_ATTRIBUTES) delete copy[k];
+  return copy as T;
+};
+
+const errorName = (e: unknown): string => (e as { name?: string } | undefined)?.name ?? '';
+
+/** Translates DynamoDB failures into domain errors; anything unknown is rethrown as is. */
+const translate = (e: unknown, what: string): never => {
+  if (isAnnexError(e)) throw e;
+  if (RETRYABLE.has(errorName(e))) throw upstreamUnavailable(`the lease table is unavailable (${what})`, e);
+  throw e;
+};
+
+const cancelledAt = (e: unknown): string[] =>
+  e instanceof TransactionCanceledException ? (e.CancellationReasons ?? []).map((r) => r.Code ?? 'None') : [];
+
+export class DynamoLeaseStore implements LeaseStore {
+  private readonly doc: DynamoDBDocumentClient;
+
+  constructor(
+    client: DynamoDBClient,
+    private readonly tableName: string,
+  ) {
+    this.doc = DynamoDBDocumentClient.from(client, {
+      marshallOptions: { removeUndefinedValues: true },
+    });
+  }
+
+  // ----- pools -------------------------------------------------------------------------------
+
+  async getPool(name: string, owner: string): Promise<Pool | undefined> {
+    for (const scope of ['private', 'shared'] as const) {
+      const found = await this.get<Pool>(keys.pool(name, scope, owner), 'getPool');
+      if (found !== undefined) return found;
+    }
+    return undefined;
+  }
+
+  async putPool(pool: Pool): Promise<void> {
+    await this.send(
+      new PutCommand({
+        TableName: this.tableName,
+        Item: {
+          ...keys.pool(pool.name, pool.scope, pool.owner),
+          ...keys.ownerIndex.pool(pool.scope, pool.owner, pool.name),
+          entity: 'pool',
+          ...pool,
+        },
+      }),
+      'putPool',
+    );
+  }
+
+  async listPools(owner: string): Promise<Pool[]> {
+    const [own, shared] = await Promise.all(
+      [keys.ownerIndex.owner(owner), keys.ownerIndex.shared].map((pk) =>
+        this.queryAll<Pool>({
+          IndexName: INDEX.byOwner,
+          KeyConditionExpression: 'ownerPk = :pk AND begins_with(ownerSk, :prefix)',
+          ExpressionAttributeValues: { ':pk': pk, ':prefix': keys.ownerIndex.poolPrefix },
+        }),
+      ),
+    );
+    return [...(own ?? []), ...(shared ?? [])];
+  }
+
+  // ----- annexes -----------------------------------------------------------------------------
+
+  async createAnnex(annex: Annex, event: AnnexEvent): Promise<'created' | 'exists' | 'name-taken'> {
+    try {
+      await this.send(
+        new TransactWriteCommand({
+          TransactItems: [
+            {
+              Put: {
+                TableName: this.tableName,
+                Item: this.annexItem(annex),
+                ConditionExpression: 'attribute_not_exists(PK)',
+              },
+            },
+            {
+              Put: {
+                TableName: this.tableName,
+                Item: { ...keys.nameClaim(annex.owner, annex.name), entity: 'name', annexId: annex.id },
+                ConditionExpression: 'attribute_not_exists(PK)',
+              },
+            },
+            this.eventPut(event),
+          ],
+        }),
+        'createAnnex',
+      );
+      return 'created';
+    } catch (e) {
+      const reasons = cancelledAt(e);
+      if (reasons[0] === 'ConditionalCheckFailed') return 'exists';
+      if (reasons[1] === 'ConditionalCheckFailed') return 'name-taken';
+      return translate(e, 'createAnnex');
+    }
+  }
+
+  getAnnex(id: string): Promise<Annex | undefined> {
+    return this.get<Annex>(keys.annex(id), 'getAnnex');
+  }
+
+  async findAnnexByName(owner: string, name: string): Promise<Annex | undefined> {
+    const claim = await this.get<{ annexId: string }>(keys.nameClaim(owner, name), 'findAnnexByName');
+    if (claim !== undefined) {
+      const live = await this.getAnnex(claim.annexId);
+      if (live !== undefined) return live;
+    }
+    const latest = await this.send(
+      new QueryCommand({
+        TableName: this.tableName,
+        IndexName: INDEX.byOwner,
+        KeyConditionExpression: 'ownerPk = :pk AND begins_with(ownerSk, :prefix)',
+        ExpressionAttributeValues: {
+          ':pk': keys.ownerIndex.owner(owner),
+          ':prefix': keys.ownerIndex.annexPrefix(name),
+        },
+        ScanIndexForward: false,
+        Limit: 1,
+      }),
+      'findAnnexByName',
+    );
+    const item = latest.Items?.[0];
+    return item === undefined ? undefined : strip<Annex>(item);
+  }
+
+  async listAnnexesByOwner(owner: string): Promise<Annex[]> {
+    return this.queryAll<Annex>({
+      IndexName: INDEX.byOwner,
+      KeyConditionExpression: 'ownerPk = :pk AND begins_with(ownerSk, :prefix)',
+      ExpressionAttributeValues: {
+        ':pk': keys.ownerIndex.owner(owner),
+        ':prefix': keys.ownerIndex.annexPrefix(),
+      },
+    });
+  }
+
+  async listLiveAnnexes(): Promise<Annex[]> {
+    const shards = await Promise.all(
+      keys.allLiveShards().map((shard) =>
+        this.queryAll<Annex>({
+          IndexName: INDEX.live,
+          KeyConditionExpression: 'liveShard = :shard',
+          ExpressionAttributeValues: { ':shard': shard },
+        }),
+      ),
+    );
+    return shards.flat().sort((a, b) => (a.expiresAt < b.expiresAt ? -1 : a.expiresAt > b.expiresAt ? 1 : 0));
+  }
+
+  async updateAnnex(annex: Annex, changes: AnnexChanges, event?: AnnexEvent): Promise<Annex> {
+    return this.transactUpdate(annex, changes, [], event, 'updateAnnex');
+  }
+
+  async startBatch(
+    annex: Annex,
+    changes: AnnexChanges,
+    claim: AddNodesClaim,
+    event: AnnexEvent,
+  ): Promise<Annex> {
+    const expiresAtEpoch = Math.floor(Date.parse(event.at) / 1000) + CLAIM_TTL_SECONDS;
+    return this.transactUpdate(
+      annex,
+      changes,
+      [
+        {
+          Put: {
+            TableName: this.tableName,
+            Item: {
+              ...keys.addNodesClaim(annex.id, claim.key),
+              entity: 'add-claim',
+              ...claim,
+              ttl: expiresAtEpoch,
+            },
+            ConditionExpression: 'attribute_not_exists(PK)',
+          },
+        },
+      ],
+      event,
+      'startBatch',
+    );
+  }
+
+  async getAddNodesClaim(annexId: string, key: string): Promise<AddNodesClaim | undefined> {
+    return this.get<AddNodesClaim>(keys.addNodesClaim(annexId, key), 'getAddNodesClaim');
+  }
+
+  // ----- instances and events ----------------------------------------------------------------
+
+  async putInstances(instances: InstanceRecord[]): Promise<void> {
+    for (let i = 0; i < instances.length; i += 25) {
+      let requests: Item[] = instances.slice(i, i + 25).map((inst) => ({
+        PutRequest: {
+          Item: { ...keys.instance(inst.annexId, inst.instanceId), entity: 'instance', ...inst },
+        },
+      }));
+      for (let round = 0; requests.length > 0; round++) {
+        if (round >= 8) throw upstreamUnavailable('the lease table did not accept the instance records');
+        if (round > 0) await new Promise((r) => setTimeout(r, 50 * 2 ** round));
+        const out = await this.send(
+          new BatchWriteCommand({ RequestItems: { [this.tableName]: requests } }),
+          'putInstances',
+        );
+        requests = (out.UnprocessedItems?.[this.tableName] ?? []) as Item[];
+      }
+    }
+  }
+
+  async setInstanceStates(
+    annexId: string,
+    instanceIds: string[],
+    state: InstanceState,
+    at: string,
+  ): Promise<void> {
+    await Promise.all(
+      instanceIds.map(async (instanceId) => {
+        try {
+          await this.send(
+            new UpdateCommand({
+              TableName: this.tableName,
+              Key: keys.instance(annexId, instanceId),
+              UpdateExpression: 'SET #state = :state, updatedAt = :at',
+              ConditionExpression: 'attribute_exists(PK)',
+              ExpressionAttributeNames: { '#state': 'state' },
+              ExpressionAttributeValues: { ':state': state, ':at': at },
+            }),
+            'setInstanceStates',
+          );
+        } catch (e) {
+          if (errorName(e) !== 'ConditionalCheckFailedException') throw e;
+        }
+      }),
+    );
+  }
+
+  async listInstances(annexId: string): Promise<InstanceRecord[]> {
+    return this.queryAll<InstanceRecord>({
+      KeyConditionExpression: 'PK = :pk AND begins_with(SK, :prefix)',
+      ExpressionAttributeValues: { ':pk': keys.annexPartition(annexId), ':prefix': keys.instancePrefix },
+    });
+  }
+
+  async appendEvent(event: AnnexEvent): Promise<void> {
+    const put = this.eventPut(event).Put;
+    if (put !== undefined) await this.send(new PutCommand(put), 'appendEvent');
+  }
+
+  async listEvents(annexId: string, limit: number): Promise<AnnexEvent[]> {
+    const out = await this.send(
+      new QueryCommand({
+        TableName: this.tableName,
+        KeyConditionExpression: 'PK = :pk AND begins_with(SK, :prefix)',
+        ExpressionAttributeValues: { ':pk': keys.annexPartition(annexId), ':prefix': keys.eventPrefix },
+        ScanIndexForward: false,
+        Limit: limit,
+      }),
+      'listEvents',
+    );
+    return (out.Items ?? []).map((i) => strip<AnnexEvent>(i)).reverse();
+  }
+
+  // ----- helpers -----------------------------------------------------------------------------
+
+  private annexItem(annex: Annex): Item {
+    return {
+      ...keys.annex(annex.id),
+      ...keys.ownerIndex.annex(annex.owner, annex.name, annex.createdAt, annex.id),
+      ...(isEnded(annex.state) ? {} : { liveShard: keys.liveShard(annex.id) }),
+      entity: 'annex',
+      ...annex,
+    };
+  }
+
+  private eventPut(event: AnnexEvent): TransactItem {
+    return {
+      Put: {
+        TableName: this.tableName,
+        Item: {
+          ...keys.event(event.annexId, event.at, randomBytes(4).toString('hex')),
+          entity: 'event',
+          ...event,
+        },
+      },
+    };
+  }
+
+  private async transactUpdate(
+    annex: Annex,
+    changes: AnnexChanges,
+    extra: TransactItem[],
+    event: AnnexEvent | undefined,
+    what: string,
+  ): Promise<Annex> {
+    const next: Annex = { ...annex, ...changes, version: annex.version + 1 };
+    if (next.updatedAt === annex.updatedAt) next.updatedAt = event?.at ?? new Date().toISOString();
+    const names: Record<string, string> = { '#version': 'version' };
+    const values: Record<string, unknown> = { ':expected': annex.version };
+    const sets: string[] = [];
+    const removes: string[] = [];
+    const fields = { ...changes, version: next.version, updatedAt: next.updatedAt };
+    for (const [field, value] of Object.entries(fields)) {
+      names[`#${field}`] = field;
+      if (value === undefined) {
+        removes.push(`#${field}`);
+      } else {
+        values[`:${field}`] = value;
+        sets.push(`#${field} = :${field}`);
+      }
+    }
+    const ending = isEnded(next.state) && !isEnded(annex.state);
+    if (ending) {
+      names['#liveShard'] = 'liveShard';
+      removes.push('#liveShard');
+    }
+    const update: TransactItem = {
+      Update: {
+        TableName: this.tableName,
+        Key: keys.annex(annex.id),
+        UpdateExpression: `SET ${sets.join(', ')}${removes.length > 0 ? ` REMOVE ${removes.join(', ')}` : ''}`,
+        ConditionExpression: 'attribute_exists(PK) AND #version = :expected',
+        ExpressionAttributeNames: names,
+        ExpressionAttributeValues: values,
+      },
+    };
+    const items: TransactItem[] = [update, ...extra];
+    if (ending) {
+      // Ending frees the name, but only this annex's own claim.
+      items.push({
+        Delete: {
+          TableName: this.tableName,
+          Key: keys.nameClaim(annex.owner, annex.name),
+          ConditionExpression: 'attribute_not_exists(PK) OR annexId = :annexId',
+          ExpressionAttributeValues: { ':annexId': annex.id },
+        },
+      });
+    }
+    if (event !== undefined) items.push(this.eventPut(event));
+    try {
+      await this.send(new TransactWriteCommand({ TransactItems: items }), what);
+    } catch (e) {
+      const reasons = cancelledAt(e);
+      if (reasons[0] === 'ConditionalCheckFailed') {
+        throw conflict(`annex ${annex.name} was changed by another request; retry`);
+      }
+      if (reasons[1] === 'ConditionalCheckFailed' && extra.length > 0) {
+        throw conflict('this Idempotency-Key is already being used for another batch');
+      }
+      if (reasons.includes('TransactionConflict')) {
+        throw conflict(`annex ${annex.name} is being changed by another request; retry`);
+      }
+      return translate(e, what);
+    }
+    return next;
+  }
+
+  private async get<T>(key: { PK: string; SK: string }, what: string): Promise<T | undefined> {
+    const out = await this.send(
+      new GetCommand({ TableName: this.tableName, Key: key, ConsistentRead: true }),
+      what,
+    );
+    return out.Item === undefined ? undefined : strip<T>(out.Item);
+  }
+
+  private async queryAll<T>(input: Omit<QueryCommandInput, 'TableName'>): Promise<T[]> {
+    const items: T[] = [];
+    let start: Record<string, unknown> | undefined;
+    do {
+      const out = await this.send(
+        new QueryCommand({ TableName: this.tableName, ...input, ExclusiveStartKey: start }),
+        'query',
+      );
+      for (const item of out.Items ?? []) items.push(strip<T>(item));
+      start = out.LastEvaluatedKey;
+    } while (start !== undefined);
+    return items;
+  }
+
+  private send(command: GetCommand, what: string): Promise<GetCommandOutput>;
+  private send(command: PutCommand, what: string): Promise<PutCommandOutput>;
+  private send(command: UpdateCommand, what: string): Promise<UpdateCommandOutput>;
+  private send(command: QueryCommand, what: string): Promise<QueryCommandOutput>;
+  private send(command: BatchWriteCommand, what: string): Promise<BatchWriteCommandOutput>;
+  private send(command: TransactWriteCommand, what: string): Promise<TransactWriteCommandOutput>;
+  private async send(command: AnyCommand, what: string): Promise<unknown> {
+    try {
+      return await this.doc.send(command as GetCommand);
+    } catch (e) {
+      return translate(e, what);
+    }
+  }
+}

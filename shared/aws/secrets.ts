@@ -1,0 +1,105 @@
+/**
+ * The SSM adapter: pool credentials and each annex's copy, as SecureString parameters. Values
+ * never leave this module except to the caller that asked for them; errors never carry them.
+ */
+import {
+  AddTagsToResourceCommand,
+  DeleteParameterCommand,
+  GetParameterCommand,
+  PutParameterCommand,
+  type SSMClient,
+} from '@aws-sdk/client-ssm';
+import { AnnexError, conflict, upstreamUnavailable } from '../domain/errors.ts';
+import type { SecretStore } from '../domain/ports.ts';
+
+const RETRYABLE = /^(ThrottlingException|InternalServerError|TooManyUpdates|ServiceUnavailable)$/;
+
+const errorName = (e: unknown): string => (e as { name?: string } | undefined)?.name ?? '';
+
+const translate = (e: unknown, what: string): never => {
+  if (e instanceof AnnexError) throw e;
+  if (RETRYABLE.test(errorName(e))) throw upstreamUnavailable(`SSM is unavailable (${what})`, e);
+  throw e;
+};
+
+export const annexCredentialParameter = (stage: string, annexId: string): string =>
+  `/annex/${stage}/annexes/${annexId}/pool-credentials`;
+
+const asTags = (tags: Record<string, string>) => Object.entries(tags).map(([Key, Value]) => ({ Key, Value }));
+
+export class SsmSecretStore implements SecretStore {
+  constructor(
+    private readonly ssm: SSMClient,
+    private readonly stage: string,
+    private readonly kmsKeyId?: string,
+  ) {}
+
+  async putPoolCredential(parameterName: string, value: string, tags: Record<string, string>): Promise<void> {
+    try {
+      await this.ssm.send(
+        new PutParameterCommand({
+          Name: parameterName,
+          Value: value,
+          Type: 'SecureString',
+          Overwrite: true,
+          ...(this.kmsKeyId === undefined ? {} : { KeyId: this.kmsKeyId }),
+        }),
+      );
+      await this.ssm.send(
+        new AddTagsToResourceCommand({
+          ResourceType: 'Parameter',
+          ResourceId: parameterName,
+          Tags: asTags(tags),
+        }),
+      );
+    } catch (e) {
+      translate(e, 'storing the pool credential');
+    }
+  }
+
+  async getCredential(parameterName: string): Promise<string> {
+    try {
+      const out = await this.ssm.send(new GetParameterCommand({ Name: parameterName, WithDecryption: true }));
+      const value = out.Parameter?.Value;
+      if (value === undefined) throw conflict('the pool credential is missing; register the pool again');
+      return value;
+    } catch (e) {
+      if (errorName(e) === 'ParameterNotFound') {
+        throw conflict('the pool credential is missing; register the pool again');
+      }
+      return translate(e, 'reading the pool credential');
+    }
+  }
+
+  async putAnnexCredential(annexId: string, value: string, tags: Record<string, string>): Promise<string> {
+    const Name = annexCredentialParameter(this.stage, annexId);
+    const common = {
+      Name,
+      Value: value,
+      Type: 'SecureString' as const,
+      ...(this.kmsKeyId === undefined ? {} : { KeyId: this.kmsKeyId }),
+    };
+    try {
+      await this.ssm.send(new PutParameterCommand({ ...common, Tags: asTags(tags) }));
+    } catch (e) {
+      if (errorName(e) !== 'ParameterAlreadyExists') return translate(e, 'storing the annex credential');
+      // A retry of the same annex: its copy exists (tags included); make sure the value is current.
+      try {
+        await this.ssm.send(new PutParameterCommand({ ...common, Overwrite: true }));
+      } catch (inner) {
+        return translate(inner, 'storing the annex credential');
+      }
+    }
+    return Name;
+  }
+
+  async deleteAnnexCredential(annexId: string): Promise<void> {
+    try {
+      await this.ssm.send(
+        new DeleteParameterCommand({ Name: annexCredentialParameter(this.stage, annexId) }),
+      );
+    } catch (e) {
+      if (errorName(e) !== 'ParameterNotFound') translate(e, 'deleting the annex credential');
+    }
+  }
+}

@@ -1,0 +1,506 @@
+/**
+ * Annex use cases: create, read, extend, add nodes, end. Each takes its ports as `deps` and
+ * leaves the system convergent when it stops half-way: a retry with the same Idempotency-Key
+ * resumes the same annex and the same launch batch, and finds launched instances by tag before
+ * it would ever launch again.
+ */
+import {
+  conflict,
+  isAnnexError,
+  limitExceeded,
+  notFound,
+  validationError,
+  type AnnexError,
+} from './errors.ts';
+import {
+  annexIdFor,
+  assertTransition,
+  DEFAULT_IDLE_SECONDS,
+  isEnded,
+  isLive,
+  leaseExpiry,
+  requestHash,
+  toIso,
+} from './lease.ts';
+import type { Annex, AnnexEvent, Caller, EndReason, InstanceRecord, LaunchSpec, Market } from './model.ts';
+import type {
+  AnnexChanges,
+  Clock,
+  Compute,
+  LaunchedInstance,
+  LaunchSettings,
+  LeaseStore,
+  Logger,
+  SecretStore,
+  Settings,
+} from './ports.ts';
+
+export interface ReadDeps {
+  store: LeaseStore;
+  clock: Clock;
+  settings: Settings;
+  log: Logger;
+}
+
+export interface ExtendDeps extends ReadDeps {
+  compute: Pick<Compute, 'retag'>;
+}
+
+export interface TerminateDeps extends ReadDeps {
+  compute: Pick<Compute, 'listAnnexInstances' | 'terminate'>;
+  secrets: Pick<SecretStore, 'deleteAnnexCredential'>;
+}
+
+export interface LaunchDeps extends ReadDeps {
+  compute: Compute;
+  secrets: SecretStore;
+  launch: LaunchSettings;
+}
+
+export interface CreateAnnexInput {
+  name: string;
+  pool: string;
+  count: number;
+  instanceTypes: string[];
+  market: Market;
+  imageId?: string;
+  subnetIds?: string[];
+  securityGroupIds?: string[];
+  keyName?: string;
+  durationSeconds?: number;
+  idleSeconds?: number;
+  userData?: string;
+  tags?: Record<string, string>;
+}
+
+export interface ExtendAnnexInput {
+  durationSeconds?: number;
+  expiresAt?: string;
+  idleSeconds?: number;
+}
+
+export interface AddNodesInput {
+  count: number;
+  instanceTypes?: string[];
+}
+
+/** Which annex a name-addressed request is about: the caller's own, or (admins) `owner`'s. */
+export interface AnnexRef {
+  name: string;
+  owner?: string;
+}
+
+const event = (
+  annex: Pick<Annex, 'id'>,
+  at: Date,
+  type: string,
+  message: string,
+  extra: Pick<AnnexEvent, 'reason' | 'detail'> = {},
+): AnnexEvent => ({ annexId: annex.id, at: toIso(at), type, message, ...extra });
+
+// ---------------------------------------------------------------------------------------------
+// Reading
+
+export const resolveAnnex = async (deps: ReadDeps, caller: Caller, ref: AnnexRef): Promise<Annex> => {
+  const owner = ref.owner ?? caller.principalArn;
+  // Another user's annex is reported exactly like a missing one: names are not disclosed.
+  if (owner !== caller.principalArn && !caller.admin) throw notFound(`no annex named ${ref.name}`);
+  const annex = await deps.store.findAnnexByName(owner, ref.name);
+  if (annex === undefined) throw notFound(`no annex named ${ref.name}`);
+  return annex;
+};
+
+export const getAnnexDetail = async (
+  deps: ReadDeps,
+  caller: Caller,
+  ref: AnnexRef,
+): Promise<{ annex: Annex; instances: InstanceRecord[]; events: AnnexEvent[] }> => {
+  const annex = await resolveAnnex(deps, caller, ref);
+  const [instances, events] = await Promise.all([
+    deps.store.listInstances(annex.id),
+    deps.store.listEvents(annex.id, 50),
+  ]);
+  return { annex, instances, events };
+};
+
+export const listAnnexes = async (deps: ReadDeps, caller: Caller, owner?: string): Promise<Annex[]> => {
+  if (owner !== undefined && owner !== caller.principalArn) {
+    if (!caller.admin) return [];
+    return deps.store.listAnnexesByOwner(owner);
+  }
+  // An admin without ?owner= sees every live annex (read from the sparse live index).
+  if (owner === undefined && caller.admin) return deps.store.listLiveAnnexes();
+  return deps.store.listAnnexesByOwner(caller.principalArn);
+};
+
+// ---------------------------------------------------------------------------------------------
+// Create
+
+export const createAnnex = async (
+  deps: LaunchDeps,
+  caller: Caller,
+  input: CreateAnnexInput,
+  idempotencyKey?: string,
+): Promise<{ annex: Annex; replayed: boolean }> => {
+  const now = deps.clock.now();
+  if (input.count > deps.settings.maxInstancesPerAnnex) {
+    throw validationError('count', `at most ${deps.settings.maxInstancesPerAnnex} instances per annex`);
+  }
+  const { expiresAt } = leaseExpiry(
+    now,
+    { durationSeconds: input.durationSeconds },
+    deps.settings.maxDurationSeconds,
+  );
+  const imageId = input.imageId ?? deps.launch.defaultImageId;
+  if (imageId === undefined) throw validationError('imageId', 'required: no default image is configured');
+  const pool = await deps.store.getPool(input.pool, caller.principalArn);
+  if (pool === undefined) throw validationError('pool', `no pool named ${input.pool} is registered for you`);
+
+  const spec: LaunchSpec = {
+    market: input.market,
+    instanceTypes: input.instanceTypes,
+    imageId,
+    subnetIds: input.subnetIds ?? deps.launch.defaultSubnetIds,
+    securityGroupIds: input.securityGroupIds ?? deps.launch.defaultSecurityGroupIds,
+    tags: input.tags ?? {},
+    ...(input.keyName === undefined ? {} : { keyName: input.keyName }),
+    ...(input.userData === undefined ? {} : { userData: input.userData }),
+  };
+  const annex: Annex = {
+    id: annexIdFor(caller.principalArn, idempotencyKey),
+    name: input.name,
+    owner: caller.principalArn,
+    pool: pool.name,
+    poolCredentialParameter: pool.credentialParameter,
+    state: 'REQUESTED',
+    spec,
+    requestedCount: input.count,
+    batches: 1,
+    launching: { batch: 1, count: input.count, instanceTypes: input.instanceTypes },
+    idleSeconds: input.idleSeconds ?? DEFAULT_IDLE_SECONDS,
+    createdAt: toIso(now),
+    updatedAt: toIso(now),
+    expiresAt: toIso(expiresAt),
+    requestHash: requestHash(input),
+    version: 1,
+  };
+
+  const outcome = await deps.store.createAnnex(
+    annex,
+    event(annex, now, 'created', `annex requested: ${input.count} × ${input.instanceTypes.join('|')}`, {
+      detail: { count: input.count, instanceTypes: input.instanceTypes, expiresAt: annex.expiresAt },
+    }),
+  );
+  if (outcome === 'name-taken') throw conflict(`an annex named ${input.name} is already live`);
+  if (outcome === 'exists') {
+    const existing = await deps.store.getAnnex(annex.id);
+    if (existing === undefined) throw conflict('the annex for this Idempotency-Key is being written; retry');
+    if (existing.requestHash !== annex.requestHash) {
+      throw conflict('this Idempotency-Key was already used for a different request');
+    }
+    deps.log.info('idempotent create replayed', { annexId: existing.id, state: existing.state });
+    return { annex: await provision(deps, existing), replayed: true };
+  }
+  deps.log.info('annex created', { annexId: annex.id, name: annex.name });
+  return { annex: await provision(deps, annex), replayed: false };
+};
+
+/** Moves an annex from REQUESTED or LAUNCHING to RUNNING; a no-op in any other state. */
+export const provision = async (deps: LaunchDeps, annex: Annex): Promise<Annex> => {
+  let current = annex;
+  if (current.state === 'REQUESTED') {
+    const credential = await deps.secrets.getCredential(current.poolCredentialParameter);
+    const parameter = await deps.secrets.putAnnexCredential(current.id, credential, {
+      'annex:id': current.id,
+      'annex:stage': deps.settings.stage,
+    });
+    current = await deps.store.updateAnnex(
+      current,
+      { state: 'LAUNCHING' },
+      event(current, deps.clock.now(), 'credentials-stored', `pool credential copied to ${parameter}`),
+    );
+  }
+  if (current.state === 'LAUNCHING') current = await runBatch(deps, current);
+  return current;
+};
+
+const instanceRecord = (annex: Annex, i: LaunchedInstance, at: string): InstanceRecord => ({
+  instanceId: i.instanceId,
+  annexId: annex.id,
+  batch: i.batch,
+  instanceType: i.instanceType,
+  market: annex.spec.market,
+  state: i.state,
+  launchedAt: i.launchedAt,
+  updatedAt: at,
+  ...(i.subnetId === undefined ? {} : { subnetId: i.subnetId }),
+  ...(i.availabilityZone === undefined ? {} : { availabilityZone: i.availabilityZone }),
+  ...(i.privateIpAddress === undefined ? {} : { privateIpAddress: i.privateIpAddress }),
+  ...(i.publicIpAddress === undefined ? {} : { publicIpAddress: i.publicIpAddress }),
+});
+
+/** Launches the pending batch, unless EC2 already has its instances (found by tag). */
+const runBatch = async (deps: LaunchDeps, annex: Annex): Promise<Annex> => {
+  const pending = annex.launching;
+  if (pending === undefined) {
+    return deps.store.updateAnnex(annex, { state: 'RUNNING' });
+  }
+  let instances = await deps.compute.findBatchInstances(annex.id, pending.batch);
+  let attempts: { instanceType: string; subnetId?: string; error: string }[] = [];
+  if (instances.length > 0) {
+    deps.log.info('batch already launched; adopting its instances', {
+      annexId: annex.id,
+      batch: pending.batch,
+      instanceIds: instances.map((i) => i.instanceId),
+    });
+  } else {
+    try {
+      const result = await deps.compute.launch({
+        annexId: annex.id,
+        annexName: annex.name,
+        owner: annex.owner,
+        stage: deps.settings.stage,
+        batch: pending.batch,
+        count: pending.count,
+        expiresAt: annex.expiresAt,
+        spec: { ...annex.spec, instanceTypes: pending.instanceTypes },
+        ...(deps.launch.instanceProfileArn === undefined
+          ? {}
+          : { instanceProfileArn: deps.launch.instanceProfileArn }),
+      });
+      instances = result.instances;
+      attempts = result.attempts;
+    } catch (e) {
+      // A definite refusal launched nothing: record it and release what the batch reserved.
+      if (isAnnexError(e, 'ValidationError') || isAnnexError(e, 'LimitExceeded')) {
+        await refuseBatch(deps, annex, e);
+      }
+      // Anything else has an unknown outcome: the annex stays LAUNCHING, and a retry (or the
+      // sweep) looks for the batch by tag before launching again.
+      throw e;
+    }
+  }
+
+  const now = toIso(deps.clock.now());
+  await deps.store.putInstances(instances.map((i) => instanceRecord(annex, i, now)));
+  const ids = instances.map((i) => i.instanceId);
+  try {
+    return await deps.store.updateAnnex(
+      annex,
+      { state: 'RUNNING', launching: undefined },
+      event(annex, deps.clock.now(), 'launched', `batch ${pending.batch}: ${ids.length} instance(s)`, {
+        detail: { batch: pending.batch, instanceIds: ids, capacityErrors: attempts },
+      }),
+    );
+  } catch (e) {
+    if (!isAnnexError(e, 'Conflict')) throw e;
+    // Someone ended the annex while it launched: what this call launched must not outlive it.
+    const latest = await deps.store.getAnnex(annex.id);
+    if (latest === undefined || !isLive(latest.state) || latest.state === 'TERMINATING') {
+      deps.log.warn('annex ended during launch; terminating what was launched', {
+        annexId: annex.id,
+        instanceIds: ids,
+      });
+      await deps.compute.terminate(ids);
+      await deps.store.setInstanceStates(annex.id, ids, 'terminated', toIso(deps.clock.now()));
+    }
+    throw e;
+  }
+};
+
+const refuseBatch = async (deps: LaunchDeps, annex: Annex, error: AnnexError): Promise<void> => {
+  const pending = annex.launching;
+  if (pending === undefined) return;
+  const now = deps.clock.now();
+  const refused = event(annex, now, 'launch-refused', error.message, {
+    reason: 'launch-failed',
+    detail: { batch: pending.batch, code: error.code },
+  });
+  if (pending.batch === 1) {
+    await endAnnex(deps, annex, 'FAILED', 'launch-failed', refused);
+    return;
+  }
+  await deps.store.updateAnnex(
+    annex,
+    { state: 'RUNNING', launching: undefined, requestedCount: annex.requestedCount - pending.count },
+    refused,
+  );
+};
+
+// ---------------------------------------------------------------------------------------------
+// Extend and add nodes
+
+export const extendAnnex = async (
+  deps: ExtendDeps,
+  caller: Caller,
+  ref: AnnexRef,
+  input: ExtendAnnexInput,
+): Promise<Annex> => {
+  const annex = await resolveAnnex(deps, caller, ref);
+  if (!isLive(annex.state) || annex.state === 'TERMINATING') {
+    throw conflict(`annex ${annex.name} is ${annex.state}; it can no longer be extended`);
+  }
+  const now = deps.clock.now();
+  const { expiresAt } = leaseExpiry(now, input, deps.settings.maxDurationSeconds);
+  const changes: AnnexChanges = { expiresAt: toIso(expiresAt) };
+  if (input.idleSeconds !== undefined) changes.idleSeconds = input.idleSeconds;
+  const updated = await deps.store.updateAnnex(
+    annex,
+    changes,
+    event(annex, now, 'extended', `lease now ends at ${toIso(expiresAt)}`, {
+      detail: {
+        from: annex.expiresAt,
+        to: toIso(expiresAt),
+        idleSeconds: input.idleSeconds ?? annex.idleSeconds,
+      },
+    }),
+  );
+  const live = (await deps.store.listInstances(annex.id)).filter((i) => i.state !== 'terminated');
+  if (live.length > 0) {
+    await deps.compute.retag(
+      live.map((i) => i.instanceId),
+      { 'annex:expires-at': updated.expiresAt },
+    );
+  }
+  return updated;
+};
+
+export const addNodes = async (
+  deps: LaunchDeps,
+  caller: Caller,
+  ref: AnnexRef,
+  input: AddNodesInput,
+  idempotencyKey?: string,
+): Promise<Annex> => {
+  let annex = await resolveAnnex(deps, caller, ref);
+  const hash = requestHash(input);
+  if (idempotencyKey !== undefined) {
+    const claim = await deps.store.getAddNodesClaim(annex.id, idempotencyKey);
+    if (claim !== undefined) {
+      if (claim.requestHash !== hash)
+        throw conflict('this Idempotency-Key was already used for a different request');
+      // A retry of a batch this key started: resume it if it is still launching.
+      return annex.launching?.batch === claim.batch ? provision(deps, annex) : annex;
+    }
+  }
+  if (annex.state !== 'RUNNING') {
+    throw conflict(`annex ${annex.name} is ${annex.state}; nodes can be added only while it is RUNNING`);
+  }
+  if (annex.requestedCount + input.count > deps.settings.maxInstancesPerAnnex) {
+    throw limitExceeded(
+      `annex ${annex.name} would have ${annex.requestedCount + input.count} instances; the limit is ${deps.settings.maxInstancesPerAnnex}`,
+    );
+  }
+  assertTransition(annex, 'LAUNCHING');
+  const batch = annex.batches + 1;
+  const instanceTypes = input.instanceTypes ?? annex.spec.instanceTypes;
+  const changes: AnnexChanges = {
+    state: 'LAUNCHING',
+    batches: batch,
+    requestedCount: annex.requestedCount + input.count,
+    launching: { batch, count: input.count, instanceTypes },
+  };
+  const requested = event(annex, deps.clock.now(), 'nodes-requested', `batch ${batch}: ${input.count} more`, {
+    detail: { batch, count: input.count, instanceTypes },
+  });
+  annex =
+    idempotencyKey === undefined
+      ? await deps.store.updateAnnex(annex, changes, requested)
+      : await deps.store.startBatch(
+          annex,
+          changes,
+          { key: idempotencyKey, batch, requestHash: hash },
+          requested,
+        );
+  return runBatch(deps, annex);
+};
+
+// ---------------------------------------------------------------------------------------------
+// End
+
+export const deleteAnnex = async (deps: TerminateDeps, caller: Caller, ref: AnnexRef): Promise<Annex> => {
+  for (let attempt = 0; ; attempt++) {
+    const annex = await resolveAnnex(deps, caller, ref);
+    if (isEnded(annex.state)) return annex;
+    try {
+      return await endAnnex(
+        deps,
+        annex,
+        'TERMINATED',
+        'user',
+        event(annex, deps.clock.now(), 'terminate-requested', `ended by ${caller.principalArn}`, {
+          reason: 'user',
+        }),
+      );
+    } catch (e) {
+      // A concurrent writer moved the version on; re-read and go again (bounded).
+      if (!isAnnexError(e, 'Conflict') || attempt >= 2) throw e;
+    }
+  }
+};
+
+/**
+ * Ends an annex: marks it TERMINATING, terminates every instance it has (recorded or tagged),
+ * deletes its credential copy, then records the final state, which frees the name. Safe to
+ * repeat from any point: every step converges on a second run.
+ */
+export const endAnnex = async (
+  deps: TerminateDeps,
+  annex: Annex,
+  finalState: 'TERMINATED' | 'FAILED',
+  reason: EndReason,
+  cause: AnnexEvent,
+): Promise<Annex> => {
+  let current = annex;
+  if (current.state !== 'TERMINATING') {
+    assertTransition(current, 'TERMINATING');
+    current = await deps.store.updateAnnex(current, { state: 'TERMINATING', endReason: reason }, cause);
+  }
+  const [recorded, tagged] = await Promise.all([
+    deps.store.listInstances(current.id),
+    deps.compute.listAnnexInstances(current.id),
+  ]);
+  const ids = [
+    ...new Set([
+      ...recorded.filter((i) => i.state !== 'terminated').map((i) => i.instanceId),
+      ...tagged.map((i) => i.instanceId),
+    ]),
+  ];
+  if (ids.length > 0) await deps.compute.terminate(ids);
+  const now = deps.clock.now();
+  const known = new Set(recorded.map((i) => i.instanceId));
+  const untracked = tagged.filter((i) => !known.has(i.instanceId));
+  if (untracked.length > 0) {
+    // Launched in a window the table never heard of: record them so the table agrees with EC2.
+    await deps.store.putInstances(
+      untracked.map((i) => ({ ...instanceRecord(current, i, toIso(now)), state: 'terminated' as const })),
+    );
+  }
+  await deps.store.setInstanceStates(
+    current.id,
+    ids.filter((id) => known.has(id)),
+    'terminated',
+    toIso(now),
+  );
+  try {
+    await deps.secrets.deleteAnnexCredential(current.id);
+  } catch (e) {
+    // A clean-up error never stops termination; the sweep deletes leaked parameters.
+    deps.log.warn('could not delete the annex credential', { annexId: current.id, error: String(e) });
+  }
+  assertTransition(current, finalState);
+  return deps.store.updateAnnex(
+    current,
+    { state: finalState, endedAt: toIso(now), endReason: reason, launching: undefined },
+    event(
+      current,
+      now,
+      finalState === 'FAILED' ? 'failed' : 'terminated',
+      `${ids.length} instance(s) terminated`,
+      {
+        reason,
+        detail: { instanceIds: ids },
+      },
+    ),
+  );
+};

@@ -1,0 +1,97 @@
+/** Lease rules: the state machine, lease arithmetic and the identifiers derived from a lease. */
+import { createHash, randomBytes } from 'node:crypto';
+import { validationError, conflict } from './errors.ts';
+import type { Annex, AnnexState } from './model.ts';
+
+/** condor_annex's defaults: a 50-minute lease, 15 minutes of idleness. */
+export const DEFAULT_DURATION_SECONDS = 3000;
+export const DEFAULT_IDLE_SECONDS = 900;
+export const MIN_DURATION_SECONDS = 60;
+
+const TRANSITIONS: Record<AnnexState, readonly AnnexState[]> = {
+  REQUESTED: ['LAUNCHING', 'TERMINATING', 'FAILED'],
+  LAUNCHING: ['RUNNING', 'TERMINATING', 'FAILED'],
+  RUNNING: ['LAUNCHING', 'RUNNING', 'TERMINATING'],
+  TERMINATING: ['TERMINATED', 'FAILED'],
+  TERMINATED: [],
+  FAILED: [],
+};
+
+export const canTransition = (from: AnnexState, to: AnnexState): boolean => TRANSITIONS[from].includes(to);
+
+export const assertTransition = (annex: Pick<Annex, 'name' | 'state'>, to: AnnexState): void => {
+  if (!canTransition(annex.state, to)) {
+    throw conflict(`annex ${annex.name} is ${annex.state} and cannot become ${to}`);
+  }
+};
+
+/** A live annex holds its name, may have instances, and is watched by the sweep. */
+export const isLive = (state: AnnexState): boolean => state !== 'TERMINATED' && state !== 'FAILED';
+
+export const isEnded = (state: AnnexState): boolean => !isLive(state);
+
+/** Expiry as an ISO 8601 UTC instant with millisecond precision (sortable as a string). */
+export const toIso = (date: Date): string => date.toISOString();
+
+export const addSeconds = (date: Date, seconds: number): Date => new Date(date.getTime() + seconds * 1000);
+
+/**
+ * The new expiry for a lease of `durationSeconds` from `now`, or an explicit `expiresAt`, checked
+ * against the minimum and the configured maximum. `field` names the request field on failure.
+ */
+export const leaseExpiry = (
+  now: Date,
+  request: { durationSeconds?: number; expiresAt?: string },
+  maxDurationSeconds: number,
+): { expiresAt: Date; durationSeconds: number } => {
+  let expiresAt: Date;
+  let field: string;
+  if (request.expiresAt !== undefined) {
+    field = 'expiresAt';
+    expiresAt = new Date(request.expiresAt);
+    if (Number.isNaN(expiresAt.getTime())) throw validationError(field, 'must be an ISO 8601 time');
+  } else {
+    field = 'durationSeconds';
+    expiresAt = addSeconds(now, request.durationSeconds ?? DEFAULT_DURATION_SECONDS);
+  }
+  const durationSeconds = Math.round((expiresAt.getTime() - now.getTime()) / 1000);
+  if (durationSeconds < MIN_DURATION_SECONDS) {
+    throw validationError(field, `the lease must last at least ${MIN_DURATION_SECONDS} seconds from now`);
+  }
+  if (durationSeconds > maxDurationSeconds) {
+    throw validationError(field, `the lease may last at most ${maxDurationSeconds} seconds from now`);
+  }
+  return { expiresAt, durationSeconds };
+};
+
+const hex = (value: string): string => createHash('sha256').update(value).digest('hex');
+
+/**
+ * An annex id. With an idempotency key it is derived from the owner and the key, so the same
+ * request always lands on the same annex (and the same EC2 client tokens).
+ */
+export const annexIdFor = (owner: string, idempotencyKey?: string): string =>
+  idempotencyKey === undefined
+    ? `ax-${randomBytes(10).toString('hex')}`
+    : `ax-${hex(`${owner}\n${idempotencyKey}`).slice(0, 20)}`;
+
+/** EC2 ClientToken for one launch attempt of one batch (≤ 64 ASCII characters). */
+export const clientToken = (annexId: string, batch: number, attempt: number): string =>
+  `${annexId}-b${batch}-a${attempt}`;
+
+/** Stable hash of a request body, ignoring key order. */
+export const requestHash = (value: unknown): string => hex(stableStringify(value));
+
+const stableStringify = (value: unknown): string => {
+  if (Array.isArray(value)) return `[${value.map(stableStringify).join(',')}]`;
+  if (value !== null && typeof value === 'object') {
+    const entries = Object.entries(value as Record<string, unknown>)
+      .filter(([, v]) => v !== undefined)
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${stableStringify(v)}`).join(',')}}`;
+  }
+  return JSON.stringify(value);
+};
+
+/** Short, stable, non-reversible label for a principal (used in parameter paths, never as a secret). */
+export const principalLabel = (principalArn: string): string => hex(principalArn).slice(0, 16);

@@ -1,0 +1,108 @@
+/** The lease model: what an annex, its instances, its events and a pool are. No AWS types here. */
+
+export const ANNEX_STATES = [
+  'REQUESTED',
+  'LAUNCHING',
+  'RUNNING',
+  'TERMINATING',
+  'TERMINATED',
+  'FAILED',
+] as const;
+export type AnnexState = (typeof ANNEX_STATES)[number];
+
+export type Market = 'on-demand';
+
+/** Why an annex ended (or an enforcement action was taken). */
+export type EndReason = 'user' | 'expired' | 'idle' | 'boot-timeout' | 'orphan' | 'launch-failed';
+
+export interface LaunchSpec {
+  market: Market;
+  instanceTypes: string[];
+  imageId: string;
+  subnetIds: string[];
+  securityGroupIds: string[];
+  keyName?: string;
+  /** The user's own user data, passed to EC2 byte for byte. Never returned by the API. */
+  userData?: string;
+  tags: Record<string, string>;
+}
+
+export interface Annex {
+  id: string;
+  name: string;
+  owner: string;
+  pool: string;
+  /** SSM name of the pool credential this annex copied at creation. */
+  poolCredentialParameter: string;
+  state: AnnexState;
+  spec: LaunchSpec;
+  /** Instances asked for over all batches. */
+  requestedCount: number;
+  /** Launch batches started so far (1 after create, +1 per add-nodes). */
+  batches: number;
+  /** The batch being launched, while the annex is LAUNCHING. */
+  launching?: PendingBatch;
+  idleSeconds: number;
+  createdAt: string;
+  updatedAt: string;
+  expiresAt: string;
+  endedAt?: string;
+  endReason?: EndReason;
+  /** Hash of the create request, to tell an idempotent retry from a reused key. */
+  requestHash: string;
+  version: number;
+}
+
+export interface PendingBatch {
+  batch: number;
+  count: number;
+  instanceTypes: string[];
+}
+
+export type InstanceState = 'pending' | 'running' | 'shutting-down' | 'terminated' | 'stopping' | 'stopped';
+
+export interface InstanceRecord {
+  instanceId: string;
+  annexId: string;
+  batch: number;
+  instanceType: string;
+  market: Market;
+  state: InstanceState;
+  launchedAt: string;
+  subnetId?: string;
+  availabilityZone?: string;
+  privateIpAddress?: string;
+  publicIpAddress?: string;
+  updatedAt: string;
+}
+
+export interface AnnexEvent {
+  annexId: string;
+  at: string;
+  type: string;
+  message: string;
+  reason?: EndReason;
+  detail?: Record<string, unknown>;
+}
+
+export type CredentialType = 'password' | 'idtokens-signing-key';
+export type PoolScope = 'shared' | 'private';
+
+export interface Pool {
+  name: string;
+  scope: PoolScope;
+  /** Principal that registered it (for a private pool, the only one who may use it). */
+  owner: string;
+  collectorHost: string;
+  collectorPort: number;
+  credentialType: CredentialType;
+  credentialParameter: string;
+  createdAt: string;
+  updatedAt: string;
+}
+
+/** Who is calling, as established by the HTTP layer from the request's IAM identity. */
+export interface Caller {
+  principalArn: string;
+  admin: boolean;
+}

@@ -1,0 +1,68 @@
+/** Pool registration: where an annex's instances report, and the credential they join with. */
+import { forbidden } from './errors.ts';
+import { principalLabel, toIso } from './lease.ts';
+import type { Caller, CredentialType, Pool, PoolScope } from './model.ts';
+import type { Clock, LeaseStore, SecretStore, Settings } from './ports.ts';
+
+export interface PoolDeps {
+  store: LeaseStore;
+  secrets: Pick<SecretStore, 'putPoolCredential'>;
+  clock: Clock;
+  settings: Settings;
+}
+
+export interface PutPoolInput {
+  collectorHost: string;
+  collectorPort: number;
+  credential: { type: CredentialType; value: string };
+  scope?: PoolScope;
+}
+
+export const poolCredentialParameter = (
+  stage: string,
+  scope: PoolScope,
+  owner: string,
+  pool: string,
+): string =>
+  scope === 'shared'
+    ? `/annex/${stage}/pools/shared/${pool}/credential`
+    : `/annex/${stage}/pools/private/${principalLabel(owner)}/${pool}/credential`;
+
+/**
+ * Registers (or re-registers) a pool. Administrators register shared pools that every user may
+ * burst into; anyone may register a private pool of their own. The credential goes to SSM only.
+ */
+export const putPool = async (
+  deps: PoolDeps,
+  caller: Caller,
+  name: string,
+  input: PutPoolInput,
+): Promise<Pool> => {
+  const scope = input.scope ?? (caller.admin ? 'shared' : 'private');
+  if (scope === 'shared' && !caller.admin)
+    throw forbidden('only an administrator may register a shared pool');
+  const now = toIso(deps.clock.now());
+  const existing = await deps.store.getPool(name, caller.principalArn);
+  const credentialParameter = poolCredentialParameter(deps.settings.stage, scope, caller.principalArn, name);
+  await deps.secrets.putPoolCredential(credentialParameter, input.credential.value, {
+    'annex:stage': deps.settings.stage,
+    'annex:pool': name,
+  });
+  const pool: Pool = {
+    name,
+    scope,
+    owner: caller.principalArn,
+    collectorHost: input.collectorHost,
+    collectorPort: input.collectorPort,
+    credentialType: input.credential.type,
+    credentialParameter,
+    createdAt: existing?.scope === scope ? existing.createdAt : now,
+    updatedAt: now,
+  };
+  await deps.store.putPool(pool);
+  return pool;
+};
+
+/** The pools a caller may burst into: their own private pools and every shared pool. */
+export const listPools = (deps: Pick<PoolDeps, 'store'>, caller: Caller): Promise<Pool[]> =>
+  deps.store.listPools(caller.principalArn);

@@ -1,0 +1,143 @@
+/** The narrow ports the domain needs from the outside world. Adapters live in shared/aws. */
+import type {
+  Annex,
+  AnnexEvent,
+  AnnexState,
+  EndReason,
+  InstanceRecord,
+  InstanceState,
+  LaunchSpec,
+  Pool,
+} from './model.ts';
+
+export interface Clock {
+  now(): Date;
+}
+
+export const systemClock: Clock = { now: () => new Date() };
+
+/** Fields a state change may set on an annex; `version` is checked and bumped by the store. */
+export type AnnexChanges = Partial<
+  Pick<
+    Annex,
+    | 'state'
+    | 'expiresAt'
+    | 'idleSeconds'
+    | 'launching'
+    | 'requestedCount'
+    | 'batches'
+    | 'endedAt'
+    | 'endReason'
+    | 'updatedAt'
+  >
+>;
+
+export interface AddNodesClaim {
+  key: string;
+  batch: number;
+  requestHash: string;
+}
+
+export interface LeaseStore {
+  getPool(name: string, owner: string): Promise<Pool | undefined>;
+  putPool(pool: Pool): Promise<void>;
+  listPools(owner: string): Promise<Pool[]>;
+
+  /** Claims the name and writes the annex and its first event atomically. */
+  createAnnex(annex: Annex, event: AnnexEvent): Promise<'created' | 'exists' | 'name-taken'>;
+  getAnnex(id: string): Promise<Annex | undefined>;
+  /** The owner's live annex of that name, or else the most recent ended one. */
+  findAnnexByName(owner: string, name: string): Promise<Annex | undefined>;
+  listAnnexesByOwner(owner: string): Promise<Annex[]>;
+  listLiveAnnexes(): Promise<Annex[]>;
+  /**
+   * Conditional update: succeeds only if the stored version is `annex.version`; returns the new
+   * annex (version + 1). Ending states release the name and leave the live index. A lost race
+   * is a Conflict.
+   */
+  updateAnnex(annex: Annex, changes: AnnexChanges, event?: AnnexEvent): Promise<Annex>;
+  /** Like updateAnnex, and records an add-nodes idempotency claim in the same transaction. */
+  startBatch(annex: Annex, changes: AnnexChanges, claim: AddNodesClaim, event: AnnexEvent): Promise<Annex>;
+  getAddNodesClaim(annexId: string, key: string): Promise<AddNodesClaim | undefined>;
+
+  putInstances(instances: InstanceRecord[]): Promise<void>;
+  setInstanceStates(annexId: string, instanceIds: string[], state: InstanceState, at: string): Promise<void>;
+  listInstances(annexId: string): Promise<InstanceRecord[]>;
+
+  appendEvent(event: AnnexEvent): Promise<void>;
+  listEvents(annexId: string, limit: number): Promise<AnnexEvent[]>;
+}
+
+export interface LaunchRequest {
+  annexId: string;
+  annexName: string;
+  owner: string;
+  stage: string;
+  batch: number;
+  count: number;
+  expiresAt: string;
+  spec: LaunchSpec;
+  instanceProfileArn?: string;
+}
+
+export interface LaunchedInstance {
+  instanceId: string;
+  instanceType: string;
+  state: InstanceState;
+  batch: number;
+  launchedAt: string;
+  subnetId?: string;
+  availabilityZone?: string;
+  privateIpAddress?: string;
+  publicIpAddress?: string;
+}
+
+export interface LaunchResult {
+  instances: LaunchedInstance[];
+  /** Capacity errors met on the way (one per instance type / subnet tried before success). */
+  attempts: { instanceType: string; subnetId?: string; error: string }[];
+}
+
+export interface Compute {
+  /** Instances of this batch that EC2 already has (not terminated): found by tag, never by token alone. */
+  findBatchInstances(annexId: string, batch: number): Promise<LaunchedInstance[]>;
+  /** Every non-terminated instance tagged with this annex id. */
+  listAnnexInstances(annexId: string): Promise<LaunchedInstance[]>;
+  launch(request: LaunchRequest): Promise<LaunchResult>;
+  /** Overwrites tags; instances that no longer exist are skipped. */
+  retag(instanceIds: string[], tags: Record<string, string>): Promise<void>;
+  /** Terminates; instances that no longer exist count as terminated. */
+  terminate(instanceIds: string[]): Promise<void>;
+}
+
+export interface SecretStore {
+  /** Writes (or overwrites) a pool's credential. */
+  putPoolCredential(parameterName: string, value: string, tags: Record<string, string>): Promise<void>;
+  getCredential(parameterName: string): Promise<string>;
+  /** Writes the per-annex copy; re-writing the same annex's copy is not an error. */
+  putAnnexCredential(annexId: string, value: string, tags: Record<string, string>): Promise<string>;
+  /** Deletes the per-annex copy; a missing parameter counts as deleted. */
+  deleteAnnexCredential(annexId: string): Promise<void>;
+}
+
+export interface Logger {
+  info(message: string, fields?: Record<string, unknown>): void;
+  warn(message: string, fields?: Record<string, unknown>): void;
+  error(message: string, fields?: Record<string, unknown>): void;
+}
+
+export interface Settings {
+  stage: string;
+  adminArns: readonly string[];
+  maxDurationSeconds: number;
+  maxInstancesPerAnnex: number;
+}
+
+export interface LaunchSettings {
+  instanceProfileArn?: string;
+  defaultImageId?: string;
+  defaultSubnetIds: string[];
+  defaultSecurityGroupIds: string[];
+}
+
+export type { AnnexState, EndReason };
