@@ -1,0 +1,320 @@
+/**
+ * Stateful in-memory doubles of the domain ports (the Karpenter habit): they keep state like the
+ * real services, can be reset, and take injected next-errors, so domain tests exercise real
+ * sequences without AWS. Wire-level behaviour is covered by the integration tests instead.
+ */
+import { AnnexError, conflict } from '../../shared/domain/errors.ts';
+import { isEnded } from '../../shared/domain/lease.ts';
+import type { Annex, AnnexEvent, InstanceRecord, InstanceState, Pool } from '../../shared/domain/model.ts';
+import type {
+  AddNodesClaim,
+  AnnexChanges,
+  Clock,
+  Compute,
+  LaunchedInstance,
+  LaunchRequest,
+  LaunchResult,
+  LeaseStore,
+  Logger,
+  SecretStore,
+} from '../../shared/domain/ports.ts';
+
+export class FakeClock implements Clock {
+  constructor(private current = new Date('2026-11-25T12:00:00.000Z')) {}
+  now(): Date {
+    return new Date(this.current);
+  }
+  advance(seconds: number): void {
+    this.current = new Date(this.current.getTime() + seconds * 1000);
+  }
+}
+
+/** Next-error injection: `failNext('launch', err)` makes the next call of that method throw. */
+class Faults {
+  private readonly next = new Map<string, unknown[]>();
+  failNext(method: string, error: unknown): void {
+    this.next.set(method, [...(this.next.get(method) ?? []), error]);
+  }
+  check(method: string): void {
+    const queue = this.next.get(method);
+    if (queue !== undefined && queue.length > 0) throw queue.shift();
+  }
+  reset(): void {
+    this.next.clear();
+  }
+}
+
+const clone = <T>(v: T): T => structuredClone(v);
+
+export class InMemoryLeaseStore implements LeaseStore {
+  readonly faults = new Faults();
+  readonly pools = new Map<string, Pool>();
+  readonly annexes = new Map<string, Annex>();
+  readonly nameClaims = new Map<string, string>();
+  readonly instances = new Map<string, InstanceRecord>();
+  readonly events: AnnexEvent[] = [];
+  readonly addClaims = new Map<string, AddNodesClaim>();
+
+  reset(): void {
+    this.faults.reset();
+    for (const m of [this.pools, this.annexes, this.nameClaims, this.instances, this.addClaims]) m.clear();
+    this.events.length = 0;
+  }
+
+  async getPool(name: string, owner: string): Promise<Pool | undefined> {
+    this.faults.check('getPool');
+    return clone(this.pools.get(`private|${owner}|${name}`) ?? this.pools.get(`shared||${name}`));
+  }
+  async putPool(pool: Pool): Promise<void> {
+    this.faults.check('putPool');
+    this.pools.set(`${pool.scope}|${pool.scope === 'shared' ? '' : pool.owner}|${pool.name}`, clone(pool));
+  }
+  async listPools(owner: string): Promise<Pool[]> {
+    return [...this.pools.values()].filter((p) => p.scope === 'shared' || p.owner === owner).map(clone);
+  }
+
+  async createAnnex(annex: Annex, event: AnnexEvent): Promise<'created' | 'exists' | 'name-taken'> {
+    this.faults.check('createAnnex');
+    if (this.annexes.has(annex.id)) return 'exists';
+    const claim = `${annex.owner}|${annex.name}`;
+    if (this.nameClaims.has(claim)) return 'name-taken';
+    this.annexes.set(annex.id, clone(annex));
+    this.nameClaims.set(claim, annex.id);
+    this.events.push(clone(event));
+    return 'created';
+  }
+  async getAnnex(id: string): Promise<Annex | undefined> {
+    this.faults.check('getAnnex');
+    return clone(this.annexes.get(id));
+  }
+  async findAnnexByName(owner: string, name: string): Promise<Annex | undefined> {
+    this.faults.check('findAnnexByName');
+    const id = this.nameClaims.get(`${owner}|${name}`);
+    if (id !== undefined) return clone(this.annexes.get(id));
+    const ended = [...this.annexes.values()]
+      .filter((a) => a.owner === owner && a.name === name)
+      .sort((a, b) => (a.createdAt < b.createdAt ? 1 : -1));
+    return clone(ended[0]);
+  }
+  async listAnnexesByOwner(owner: string): Promise<Annex[]> {
+    return [...this.annexes.values()].filter((a) => a.owner === owner).map(clone);
+  }
+  async listLiveAnnexes(): Promise<Annex[]> {
+    return [...this.annexes.values()].filter((a) => !isEnded(a.state)).map(clone);
+  }
+  async updateAnnex(annex: Annex, changes: AnnexChanges, event?: AnnexEvent): Promise<Annex> {
+    this.faults.check('updateAnnex');
+    return this.apply(annex, changes, event);
+  }
+  async startBatch(
+    annex: Annex,
+    changes: AnnexChanges,
+    claim: AddNodesClaim,
+    event: AnnexEvent,
+  ): Promise<Annex> {
+    this.faults.check('startBatch');
+    const key = `${annex.id}|${claim.key}`;
+    if (this.addClaims.has(key))
+      throw conflict('this Idempotency-Key is already being used for another batch');
+    const next = this.apply(annex, changes, event);
+    this.addClaims.set(key, clone(claim));
+    return next;
+  }
+  async getAddNodesClaim(annexId: string, key: string): Promise<AddNodesClaim | undefined> {
+    return clone(this.addClaims.get(`${annexId}|${key}`));
+  }
+  async putInstances(instances: InstanceRecord[]): Promise<void> {
+    this.faults.check('putInstances');
+    for (const i of instances) this.instances.set(`${i.annexId}|${i.instanceId}`, clone(i));
+  }
+  async setInstanceStates(annexId: string, ids: string[], state: InstanceState, at: string): Promise<void> {
+    this.faults.check('setInstanceStates');
+    for (const id of ids) {
+      const rec = this.instances.get(`${annexId}|${id}`);
+      if (rec !== undefined) this.instances.set(`${annexId}|${id}`, { ...rec, state, updatedAt: at });
+    }
+  }
+  async listInstances(annexId: string): Promise<InstanceRecord[]> {
+    this.faults.check('listInstances');
+    return [...this.instances.values()].filter((i) => i.annexId === annexId).map(clone);
+  }
+  async appendEvent(event: AnnexEvent): Promise<void> {
+    this.events.push(clone(event));
+  }
+  async listEvents(annexId: string, limit: number): Promise<AnnexEvent[]> {
+    return this.events
+      .filter((e) => e.annexId === annexId)
+      .slice(-limit)
+      .map(clone);
+  }
+
+  private apply(annex: Annex, changes: AnnexChanges, event?: AnnexEvent): Annex {
+    const stored = this.annexes.get(annex.id);
+    if (stored === undefined || stored.version !== annex.version) {
+      throw conflict(`annex ${annex.name} was changed by another request; retry`);
+    }
+    const next: Annex = { ...stored, ...changes, version: stored.version + 1 };
+    for (const [k, v] of Object.entries(changes))
+      if (v === undefined) delete (next as unknown as Record<string, unknown>)[k];
+    this.annexes.set(annex.id, clone(next));
+    if (isEnded(next.state) && !isEnded(stored.state)) {
+      const claim = `${annex.owner}|${annex.name}`;
+      if (this.nameClaims.get(claim) === annex.id) this.nameClaims.delete(claim);
+    }
+    if (event !== undefined) this.events.push(clone(event));
+    return clone(next);
+  }
+}
+
+export interface FakeInstance extends LaunchedInstance {
+  tags: Record<string, string>;
+  userData?: string;
+  clientToken: string;
+}
+
+export class FakeCompute implements Compute {
+  readonly faults = new Faults();
+  readonly instances = new Map<string, FakeInstance>();
+  readonly calls: { method: string; args: unknown }[] = [];
+  /** Called after instances are created, before launch returns (to model a concurrent writer). */
+  afterLaunch?: (req: LaunchRequest) => void;
+  /** Instance types that have no capacity (RunInstances fails with a capacity error). */
+  readonly noCapacity = new Set<string>();
+  private counter = 0;
+
+  constructor(private readonly clock: Clock) {}
+
+  reset(): void {
+    this.faults.reset();
+    this.instances.clear();
+    this.calls.length = 0;
+    this.noCapacity.clear();
+  }
+
+  running(): FakeInstance[] {
+    return [...this.instances.values()].filter((i) => i.state !== 'terminated');
+  }
+
+  async findBatchInstances(annexId: string, batch: number): Promise<LaunchedInstance[]> {
+    this.calls.push({ method: 'findBatchInstances', args: { annexId, batch } });
+    this.faults.check('findBatchInstances');
+    return this.running()
+      .filter((i) => i.tags['annex:id'] === annexId && i.tags['annex:batch'] === String(batch))
+      .map(clone);
+  }
+  async listAnnexInstances(annexId: string): Promise<LaunchedInstance[]> {
+    this.calls.push({ method: 'listAnnexInstances', args: { annexId } });
+    this.faults.check('listAnnexInstances');
+    return this.running()
+      .filter((i) => i.tags['annex:id'] === annexId)
+      .map(clone);
+  }
+  async launch(req: LaunchRequest): Promise<LaunchResult> {
+    this.calls.push({ method: 'launch', args: clone(req) });
+    this.faults.check('launch');
+    const attempts: LaunchResult['attempts'] = [];
+    for (const instanceType of req.spec.instanceTypes) {
+      if (this.noCapacity.has(instanceType)) {
+        attempts.push({ instanceType, error: 'InsufficientInstanceCapacity' });
+        continue;
+      }
+      const launched: FakeInstance[] = [];
+      for (let n = 0; n < req.count; n++) {
+        const instanceId = `i-${(++this.counter).toString(16).padStart(17, '0')}`;
+        const inst: FakeInstance = {
+          instanceId,
+          instanceType,
+          state: 'running',
+          batch: req.batch,
+          launchedAt: this.clock.now().toISOString(),
+          clientToken: `${req.annexId}-b${req.batch}`,
+          tags: {
+            ...req.spec.tags,
+            'annex:id': req.annexId,
+            'annex:name': req.annexName,
+            'annex:owner': req.owner,
+            'annex:stage': req.stage,
+            'annex:expires-at': req.expiresAt,
+            'annex:batch': String(req.batch),
+          },
+          ...(req.spec.userData === undefined ? {} : { userData: req.spec.userData }),
+        };
+        this.instances.set(instanceId, inst);
+        launched.push(inst);
+      }
+      this.afterLaunch?.(req);
+      this.faults.check('launch:after');
+      return {
+        instances: launched.map(({ tags: _t, userData: _u, clientToken: _c, ...rest }) => rest),
+        attempts,
+      };
+    }
+    throw new AnnexError('LimitExceeded', `no capacity for ${req.spec.instanceTypes.join('|')}`);
+  }
+  async retag(instanceIds: string[], tags: Record<string, string>): Promise<void> {
+    this.calls.push({ method: 'retag', args: { instanceIds, tags } });
+    this.faults.check('retag');
+    for (const id of instanceIds) {
+      const inst = this.instances.get(id);
+      if (inst !== undefined) inst.tags = { ...inst.tags, ...tags };
+    }
+  }
+  async terminate(instanceIds: string[]): Promise<void> {
+    this.calls.push({ method: 'terminate', args: { instanceIds } });
+    this.faults.check('terminate');
+    for (const id of instanceIds) {
+      const inst = this.instances.get(id);
+      if (inst !== undefined) inst.state = 'terminated';
+    }
+  }
+  launches(): number {
+    return this.calls.filter((c) => c.method === 'launch').length;
+  }
+}
+
+export class FakeSecrets implements SecretStore {
+  readonly faults = new Faults();
+  readonly parameters = new Map<string, { value: string; tags: Record<string, string> }>();
+
+  constructor(private readonly stage = 'test') {}
+
+  reset(): void {
+    this.faults.reset();
+    this.parameters.clear();
+  }
+  async putPoolCredential(name: string, value: string, tags: Record<string, string>): Promise<void> {
+    this.faults.check('putPoolCredential');
+    this.parameters.set(name, { value, tags });
+  }
+  async getCredential(name: string): Promise<string> {
+    this.faults.check('getCredential');
+    const p = this.parameters.get(name);
+    if (p === undefined) throw conflict('the pool credential is missing; register the pool again');
+    return p.value;
+  }
+  async putAnnexCredential(annexId: string, value: string, tags: Record<string, string>): Promise<string> {
+    this.faults.check('putAnnexCredential');
+    const name = `/annex/${this.stage}/annexes/${annexId}/pool-credentials`;
+    this.parameters.set(name, { value, tags: this.parameters.get(name)?.tags ?? tags });
+    return name;
+  }
+  async deleteAnnexCredential(annexId: string): Promise<void> {
+    this.faults.check('deleteAnnexCredential');
+    this.parameters.delete(`/annex/${this.stage}/annexes/${annexId}/pool-credentials`);
+  }
+  annexParameters(): string[] {
+    return [...this.parameters.keys()].filter((k) => k.includes('/annexes/'));
+  }
+}
+
+export const silentLogger = (): Logger & {
+  lines: { level: string; message: string; fields?: unknown }[];
+} => {
+  const lines: { level: string; message: string; fields?: unknown }[] = [];
+  return {
+    lines,
+    info: (message, fields) => lines.push({ level: 'info', message, fields }),
+    warn: (message, fields) => lines.push({ level: 'warn', message, fields }),
+    error: (message, fields) => lines.push({ level: 'error', message, fields }),
+  };
+};

@@ -1,0 +1,82 @@
+import { describe, expect, it } from 'vitest';
+import {
+  annexIdFor,
+  canTransition,
+  clientToken,
+  DEFAULT_DURATION_SECONDS,
+  isLive,
+  leaseExpiry,
+  requestHash,
+} from '../../../shared/domain/lease.ts';
+import { ANNEX_STATES } from '../../../shared/domain/model.ts';
+
+const now = new Date('2026-11-25T12:00:00.000Z');
+const WEEK = 7 * 24 * 3600;
+
+describe('leaseExpiry', () => {
+  it('defaults to condor_annex’s 3000-second lease', () => {
+    const { expiresAt } = leaseExpiry(now, {}, WEEK);
+    expect(expiresAt.toISOString()).toBe('2026-11-25T12:50:00.000Z');
+    expect(DEFAULT_DURATION_SECONDS).toBe(3000);
+  });
+
+  it('accepts exactly the minimum and the maximum', () => {
+    expect(leaseExpiry(now, { durationSeconds: 60 }, WEEK).durationSeconds).toBe(60);
+    expect(leaseExpiry(now, { durationSeconds: WEEK }, WEEK).durationSeconds).toBe(WEEK);
+  });
+
+  it('refuses a lease shorter than 60 s, naming the field', () => {
+    expect(() => leaseExpiry(now, { durationSeconds: 59 }, WEEK)).toThrow(/durationSeconds/);
+  });
+
+  it('refuses a lease longer than the configured maximum', () => {
+    expect(() => leaseExpiry(now, { durationSeconds: 3601 }, 3600)).toThrow(
+      /durationSeconds: .*at most 3600/,
+    );
+  });
+
+  it('takes an explicit expiresAt and checks it against now', () => {
+    expect(leaseExpiry(now, { expiresAt: '2026-11-25T14:00:00Z' }, WEEK).durationSeconds).toBe(7200);
+    expect(() => leaseExpiry(now, { expiresAt: '2026-11-25T11:00:00Z' }, WEEK)).toThrow(/expiresAt/);
+    expect(() => leaseExpiry(now, { expiresAt: 'tomorrow' }, WEEK)).toThrow(/expiresAt/);
+  });
+});
+
+describe('state machine', () => {
+  it('never leaves an ended state', () => {
+    for (const to of ANNEX_STATES) {
+      expect(canTransition('TERMINATED', to)).toBe(false);
+      expect(canTransition('FAILED', to)).toBe(false);
+    }
+  });
+
+  it('lets every live state be ended', () => {
+    for (const from of ['REQUESTED', 'LAUNCHING', 'RUNNING'] as const) {
+      expect(canTransition(from, 'TERMINATING')).toBe(true);
+    }
+    expect(canTransition('TERMINATING', 'TERMINATED')).toBe(true);
+  });
+
+  it('treats everything but TERMINATED and FAILED as live', () => {
+    expect(ANNEX_STATES.filter(isLive)).toEqual(['REQUESTED', 'LAUNCHING', 'RUNNING', 'TERMINATING']);
+  });
+});
+
+describe('identifiers', () => {
+  it('derives the same annex id from the same owner and idempotency key', () => {
+    expect(annexIdFor('arn:a', 'k1')).toBe(annexIdFor('arn:a', 'k1'));
+    expect(annexIdFor('arn:a', 'k1')).not.toBe(annexIdFor('arn:b', 'k1'));
+    expect(annexIdFor('arn:a')).not.toBe(annexIdFor('arn:a'));
+  });
+
+  it('keeps client tokens within EC2’s 64 ASCII characters', () => {
+    const token = clientToken(annexIdFor('arn:a', 'k'), 9999, 99);
+    expect(token.length).toBeLessThanOrEqual(64);
+    expect(token).toMatch(/^[\x21-\x7e]+$/);
+  });
+
+  it('hashes requests independently of key order and undefined fields', () => {
+    expect(requestHash({ a: 1, b: [1, 2], c: undefined })).toBe(requestHash({ b: [1, 2], a: 1 }));
+    expect(requestHash({ a: 1 })).not.toBe(requestHash({ a: 2 }));
+  });
+});
