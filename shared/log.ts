@@ -7,7 +7,10 @@ import type { Logger } from './domain/ports.ts';
 const SECRET_KEY = /secret|password|credential(?!Parameter)|token|userdata|authorization|value$/i;
 
 const redact = (value: unknown, depth = 0): unknown => {
-  if (depth > 4 || value === null || typeof value !== 'object') return value;
+  if (value === null || typeof value !== 'object') return value;
+  if (value instanceof Date) return value.toISOString();
+  // Too deep to inspect (or a cycle): dropping it is the only way to be sure no secret is inside.
+  if (depth > 4) return '[truncated]';
   if (Array.isArray(value)) return value.map((v) => redact(v, depth + 1));
   return Object.fromEntries(
     Object.entries(value as Record<string, unknown>).map(([k, v]) => [
@@ -27,11 +30,12 @@ export const createLogger = (
 ): StructuredLogger => {
   const emit = (level: string, message: string, fields?: Record<string, unknown>) =>
     write(
+      // The entry's own level, time and message come last: a field cannot overwrite them.
       JSON.stringify({
+        ...(redact({ ...base, ...fields }) as Record<string, unknown>),
         level,
         time: new Date().toISOString(),
         message,
-        ...(redact({ ...base, ...fields }) as Record<string, unknown>),
       }),
     );
   return {

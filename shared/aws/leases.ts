@@ -52,15 +52,20 @@ const strip = <T>(item: Item): T => {
 
 const errorName = (e: unknown): string => (e as { name?: string } | undefined)?.name ?? '';
 
-/** Translates DynamoDB failures into domain errors; anything unknown is rethrown as is. */
-const translate = (e: unknown, what: string): never => {
-  if (isAnnexError(e)) throw e;
-  if (RETRYABLE.has(errorName(e))) throw upstreamUnavailable(`the lease table is unavailable (${what})`, e);
-  throw e;
-};
+/** Cancellation reasons of a transaction that only throttling stopped: a retry can succeed. */
+const RETRYABLE_REASONS = new Set(['ThrottlingError', 'ProvisionedThroughputExceeded']);
 
 const cancelledAt = (e: unknown): string[] =>
   e instanceof TransactionCanceledException ? (e.CancellationReasons ?? []).map((r) => r.Code ?? 'None') : [];
+
+/** Translates DynamoDB failures into domain errors; anything unknown is rethrown as is. */
+const translate = (e: unknown, what: string): never => {
+  if (isAnnexError(e)) throw e;
+  if (RETRYABLE.has(errorName(e)) || cancelledAt(e).some((r) => RETRYABLE_REASONS.has(r))) {
+    throw upstreamUnavailable(`the lease table is unavailable (${what})`, e);
+  }
+  throw e;
+};
 
 export class DynamoLeaseStore implements LeaseStore {
   private readonly doc: DynamoDBDocumentClient;
@@ -143,6 +148,9 @@ export class DynamoLeaseStore implements LeaseStore {
       const reasons = cancelledAt(e);
       if (reasons[0] === 'ConditionalCheckFailed') return 'exists';
       if (reasons[1] === 'ConditionalCheckFailed') return 'name-taken';
+      if (reasons.includes('TransactionConflict')) {
+        throw conflict(`annex ${annex.name} is being created by another request; retry`);
+      }
       return translate(e, 'createAnnex');
     }
   }

@@ -40,8 +40,9 @@ interface Schemas<B, P, Q> {
   query?: z.ZodMiniType<Q>;
 }
 
+/** Lambda's context; `api` is set by the validation middleware before the handler runs. */
 interface ApiContext extends Context {
-  api: ApiRequest<unknown, unknown, unknown>;
+  api?: ApiRequest<unknown, unknown, unknown>;
 }
 
 const fieldOf = (issue: z.core.$ZodIssue): string => {

@@ -1,0 +1,113 @@
+import { describe, expect, it } from 'vitest';
+import { ConfigError, launchSettings, settings } from '../../shared/config.ts';
+
+const GOOD_ENV = {
+  ANNEX_STAGE: 'dev-1',
+  ANNEX_TABLE_NAME: 'annex-dev-1-leases',
+  ANNEX_ADMIN_ARNS: ' arn:aws:iam::123456789012:role/admin , arn:aws:iam::123456789012:user/root,, ',
+  ANNEX_MAX_DURATION_SECONDS: '86400',
+  ANNEX_MAX_INSTANCES_PER_ANNEX: '20',
+};
+
+const failureOf = (act: () => unknown): unknown => {
+  try {
+    act();
+  } catch (e) {
+    return e;
+  }
+  throw new Error('expected a failure');
+};
+
+describe('settings', () => {
+  it('reads a good environment', () => {
+    // Act
+    const value = settings({ ...GOOD_ENV });
+
+    // Assess
+    expect(value).toEqual({
+      stage: 'dev-1',
+      tableName: 'annex-dev-1-leases',
+      adminArns: ['arn:aws:iam::123456789012:role/admin', 'arn:aws:iam::123456789012:user/root'],
+      maxDurationSeconds: 86400,
+      maxInstancesPerAnnex: 20,
+    });
+  });
+
+  it('falls back to the defaults for optional values', () => {
+    // Act
+    const value = settings({ ANNEX_STAGE: 'dev', ANNEX_TABLE_NAME: 'leases' });
+
+    // Assess
+    expect(value).toEqual({
+      stage: 'dev',
+      tableName: 'leases',
+      adminArns: [],
+      maxDurationSeconds: 7 * 24 * 3600,
+      maxInstancesPerAnnex: 50,
+    });
+  });
+
+  it('fails with a ConfigError naming ANNEX_STAGE when it is missing', () => {
+    // Prepare
+    const { ANNEX_STAGE: _stage, ...env } = GOOD_ENV;
+
+    // Act
+    const error = failureOf(() => settings(env));
+
+    // Assess
+    expect(error).toBeInstanceOf(ConfigError);
+    expect((error as Error).message).toContain('ANNEX_STAGE');
+    expect((error as Error).message).not.toContain('ANNEX_TABLE_NAME');
+  });
+
+  it.each(['abc', '0', '-5', '1.5', ' '])(
+    'fails with a ConfigError naming ANNEX_MAX_DURATION_SECONDS when it is %j',
+    (bad) => {
+      // Act
+      const error = failureOf(() => settings({ ...GOOD_ENV, ANNEX_MAX_DURATION_SECONDS: bad }));
+
+      // Assess
+      expect(error).toBeInstanceOf(ConfigError);
+      expect((error as Error).message).toContain('ANNEX_MAX_DURATION_SECONDS');
+    },
+  );
+
+  it('names every bad variable at once', () => {
+    // Act
+    const error = failureOf(() =>
+      settings({ ...GOOD_ENV, ANNEX_STAGE: 'Has Spaces', ANNEX_MAX_INSTANCES_PER_ANNEX: 'many' }),
+    );
+
+    // Assess
+    expect((error as Error).message).toContain('ANNEX_STAGE');
+    expect((error as Error).message).toContain('ANNEX_MAX_INSTANCES_PER_ANNEX');
+  });
+
+  it('does not echo the bad value in the error', () => {
+    // Act
+    const error = failureOf(() => settings({ ...GOOD_ENV, ANNEX_TABLE_NAME: 'x' }));
+
+    // Assess
+    expect((error as Error).message).toContain('ANNEX_TABLE_NAME');
+    expect((error as Error).message).not.toMatch(/\bx\b/);
+  });
+});
+
+describe('launchSettings', () => {
+  it('reads lists and leaves out empty optional values', () => {
+    // Act
+    const value = launchSettings({
+      ANNEX_INSTANCE_PROFILE_ARN: '',
+      ANNEX_DEFAULT_IMAGE_ID: 'ami-0123456789abcdef0',
+      ANNEX_DEFAULT_SUBNET_IDS: 'subnet-1, subnet-2',
+    });
+
+    // Assess
+    expect(value).toEqual({
+      defaultImageId: 'ami-0123456789abcdef0',
+      defaultSubnetIds: ['subnet-1', 'subnet-2'],
+      defaultSecurityGroupIds: [],
+    });
+    expect(value).not.toHaveProperty('instanceProfileArn');
+  });
+});
