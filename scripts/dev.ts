@@ -1,0 +1,115 @@
+// `npm run dev`: the whole Annex control plane on 127.0.0.1. Starts DynamoDB Local and moto,
+// creates the lease table from serverless.yml, seeds the instance role and network, serves the
+// real handlers behind a SigV4-checking gateway, registers the `default` pool, writes
+// .annex/dev.env and .annex/dev-users.json, and prints how to use it. Ctrl-C stops everything.
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { defaultDevUserName, writeDevUsers } from './lib/dev-users.ts';
+import { startEmulators } from './lib/emulators.ts';
+import { repoRoot } from './lib/serverless-config.ts';
+import { startLocalStack } from './lib/stack.ts';
+
+const port = (name: string, fallback: number): number => {
+  const raw = process.env[name];
+  const value = raw === undefined || raw === '' ? fallback : Number(raw);
+  if (!Number.isInteger(value) || value < 1 || value > 65535)
+    throw new Error(`${name} must be a port number`);
+  return value;
+};
+
+const main = async () => {
+  const apiPort = port('ANNEX_DEV_API_PORT', 8787);
+  const emulators = await startEmulators({
+    dynamoPort: port('ANNEX_DEV_DYNAMODB_PORT', 8000),
+    motoPort: port('ANNEX_DEV_MOTO_PORT', 5050),
+    log: (line) => console.error(`[emulators] ${line}`),
+  });
+  let stopping = false;
+  const stop = async (code: number) => {
+    if (stopping) return;
+    stopping = true;
+    console.error('\nstopping the local stack…');
+    await stack?.stop().catch(() => undefined);
+    await emulators.stop();
+    process.exit(code);
+  };
+  process.on('SIGINT', () => void stop(0));
+  process.on('SIGTERM', () => void stop(0));
+
+  let stack: Awaited<ReturnType<typeof startLocalStack>> | undefined;
+  try {
+    stack = await startLocalStack({
+      dynamoEndpoint: emulators.dynamoEndpoint,
+      motoEndpoint: emulators.motoEndpoint,
+      stage: 'dev',
+      port: apiPort,
+      log: (line) => console.error(`[api] ${line}`),
+    });
+  } catch (e) {
+    console.error(`could not start the local stack: ${(e as Error).message}`);
+    await stop(1);
+    return;
+  }
+
+  const user = stack.users.find((u) => u.name === defaultDevUserName) ?? stack.users[0];
+  if (user === undefined) throw new Error('no dev users');
+  const dir = join(repoRoot, '.annex');
+  mkdirSync(dir, { recursive: true });
+  writeDevUsers(join(dir, 'dev-users.json'), stack.users);
+  const env = {
+    ANNEX_API_URL: stack.apiUrl,
+    AWS_ENDPOINT_URL: stack.motoEndpoint,
+    AWS_ENDPOINT_URL_DYNAMODB: stack.dynamoEndpoint,
+    AWS_REGION: stack.region,
+    AWS_ACCESS_KEY_ID: user.accessKeyId,
+    AWS_SECRET_ACCESS_KEY: user.secretAccessKey,
+    ANNEX_STAGE: stack.stage,
+    ANNEX_TABLE_NAME: stack.tableName,
+  };
+  writeFileSync(
+    join(dir, 'dev.env'),
+    `# Local Annex stack (throw-away keys; user ${user.name}). Other users: .annex/dev-users.json\n` +
+      Object.entries(env)
+        .map(([k, v]) => `export ${k}=${v}`)
+        .join('\n') +
+      '\n',
+    { mode: 0o600 },
+  );
+
+  const sign = `--aws-sigv4 "aws:amz:$AWS_REGION:execute-api" --user "$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY"`;
+  console.log(`
+Annex local stack is up (everything on 127.0.0.1, nothing touches AWS).
+
+  API (SigV4, service execute-api)  ${stack.apiUrl}
+  DynamoDB Local                    ${stack.dynamoEndpoint}   table ${stack.tableName}
+  moto (EC2, SSM, KMS, IAM, …)      ${stack.motoEndpoint}
+  users                             ${stack.users.map((u) => `${u.name}${u.admin === true ? ' (admin)' : ''}`).join(', ')}  → .annex/dev-users.json
+  pool                              default (shared, registered by admin)
+
+In another terminal:
+
+  source .annex/dev.env
+
+  # create an annex of two on-demand instances
+  curl -sS ${sign} \\
+    -H 'content-type: application/json' -H 'Idempotency-Key: demo-1' \\
+    -d '{"name":"demo","count":2,"instanceTypes":["m5.large"],"durationSeconds":3600}' \\
+    "$ANNEX_API_URL/v1/annexes"
+
+  # see it, with its instances and events; then extend it, add a node, end it
+  curl -sS ${sign} "$ANNEX_API_URL/v1/annexes/demo"
+  curl -sS ${sign} -H 'content-type: application/json' -d '{"durationSeconds":7200}' "$ANNEX_API_URL/v1/annexes/demo/extend"
+  curl -sS ${sign} -H 'content-type: application/json' -d '{"count":1}' "$ANNEX_API_URL/v1/annexes/demo/instances"
+  curl -sS ${sign} -X DELETE "$ANNEX_API_URL/v1/annexes/demo"
+
+  # the instances as EC2 (moto) has them
+  npm run dev:instances
+
+Ctrl-C stops everything.
+`);
+};
+
+main().catch((e: unknown) => {
+  console.error(e);
+  process.exit(1);
+});
