@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { defaultDevUserName, writeDevUsers } from './lib/dev-users.ts';
 import { startEmulators } from './lib/emulators.ts';
 import { repoRoot } from './lib/serverless-config.ts';
+import { startEnforcer, type Enforcer } from './lib/enforcer.ts';
 import { startLocalStack } from './lib/stack.ts';
 
 const port = (name: string, fallback: number): number => {
@@ -24,11 +25,14 @@ const main = async () => {
     motoPort: port('ANNEX_DEV_MOTO_PORT', 5050),
     log: (line) => console.error(`[emulators] ${line}`),
   });
+  let stack: Awaited<ReturnType<typeof startLocalStack>> | undefined;
+  const running: { enforcer?: Enforcer } = {};
   let stopping = false;
   const stop = async (code: number) => {
     if (stopping) return;
     stopping = true;
     console.error('\nstopping the local stack…');
+    await running.enforcer?.stop().catch(() => undefined);
     await stack?.stop().catch(() => undefined);
     await emulators.stop();
     process.exit(code);
@@ -36,7 +40,6 @@ const main = async () => {
   process.on('SIGINT', () => void stop(0));
   process.on('SIGTERM', () => void stop(0));
 
-  let stack: Awaited<ReturnType<typeof startLocalStack>> | undefined;
   try {
     stack = await startLocalStack({
       dynamoEndpoint: emulators.dynamoEndpoint,
@@ -50,6 +53,15 @@ const main = async () => {
     await stop(1);
     return;
   }
+
+  // Expiry schedules fire on time and the sweep runs every minute, as on AWS.
+  running.enforcer = startEnforcer({
+    motoEndpoint: stack.motoEndpoint,
+    region: stack.region,
+    stage: stack.stage,
+    scheduleGroup: stack.scheduleGroup,
+    log: (line) => console.error(`[enforce] ${line}`),
+  });
 
   const user = stack.users.find((u) => u.name === defaultDevUserName) ?? stack.users[0];
   if (user === undefined) throw new Error('no dev users');
@@ -85,6 +97,7 @@ Annex local stack is up (everything on 127.0.0.1, nothing touches AWS).
   moto (EC2, SSM, KMS, IAM, …)      ${stack.motoEndpoint}
   users                             ${stack.users.map((u) => `${u.name}${u.admin === true ? ' (admin)' : ''}`).join(', ')}  → .annex/dev-users.json
   pool                              default (shared, registered by admin)
+  enforcement                       expiry schedules fire on time; the sweep runs every minute
 
 In another terminal:
 

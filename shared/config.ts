@@ -4,7 +4,8 @@
  * settings only functions that launch instances read.
  */
 import { z } from 'zod/mini';
-import type { LaunchSettings, Settings } from './domain/ports.ts';
+import type { LaunchSettings, Settings, SweepSettings } from './domain/ports.ts';
+import type { ScheduleTarget } from './aws/schedules.ts';
 
 const list = z.pipe(
   z.optional(z.string()),
@@ -41,6 +42,19 @@ const LaunchSchema = z.object({
   ANNEX_DEFAULT_IMAGE_ID: optionalText,
   ANNEX_DEFAULT_SUBNET_IDS: list,
   ANNEX_DEFAULT_SECURITY_GROUP_IDS: list,
+});
+
+const ScheduleSchema = z.object({
+  ANNEX_SCHEDULE_GROUP: z.string().check(z.regex(/^[0-9a-zA-Z-_.]{1,64}$/)),
+  ANNEX_EXPIRE_FUNCTION_ARN: z.string().check(z.regex(/^arn:aws[a-z-]*:lambda:/)),
+  ANNEX_SCHEDULER_ROLE_ARN: z.string().check(z.regex(/^arn:aws[a-z-]*:iam::\d{12}:role\//)),
+});
+
+const SweepSchema = z.object({
+  ANNEX_BOOT_GRACE_SECONDS: positiveInt(900),
+  ANNEX_ORPHAN_MIN_AGE_SECONDS: positiveInt(60),
+  ANNEX_STUCK_AFTER_SECONDS: positiveInt(600),
+  ANNEX_SWEEP_CONCURRENCY: positiveInt(16),
 });
 
 export class ConfigError extends Error {
@@ -90,4 +104,30 @@ export const launchSettings = (env: NodeJS.ProcessEnv = process.env): LaunchSett
   };
   if (env === process.env) cachedLaunch = value;
   return value;
+};
+
+let cachedSchedule: ScheduleTarget | undefined;
+
+/** Where expiry schedules live and what they invoke (functions that create or cancel them). */
+export const scheduleSettings = (env: NodeJS.ProcessEnv = process.env): ScheduleTarget => {
+  if (cachedSchedule !== undefined && env === process.env) return cachedSchedule;
+  const c = parse(ScheduleSchema, env);
+  const value: ScheduleTarget = {
+    group: c.ANNEX_SCHEDULE_GROUP,
+    functionArn: c.ANNEX_EXPIRE_FUNCTION_ARN,
+    roleArn: c.ANNEX_SCHEDULER_ROLE_ARN,
+  };
+  if (env === process.env) cachedSchedule = value;
+  return value;
+};
+
+/** The sweep's thresholds. */
+export const sweepSettings = (env: NodeJS.ProcessEnv = process.env): SweepSettings => {
+  const c = parse(SweepSchema, env);
+  return {
+    bootGraceSeconds: c.ANNEX_BOOT_GRACE_SECONDS,
+    orphanMinAgeSeconds: c.ANNEX_ORPHAN_MIN_AGE_SECONDS,
+    stuckAfterSeconds: c.ANNEX_STUCK_AFTER_SECONDS,
+    concurrency: c.ANNEX_SWEEP_CONCURRENCY,
+  };
 };

@@ -15,8 +15,10 @@ import {
   CreateInstanceProfileCommand,
   CreateRoleCommand,
   GetInstanceProfileCommand,
+  GetRoleCommand,
   IAMClient,
 } from '@aws-sdk/client-iam';
+import { CreateScheduleGroupCommand, SchedulerClient } from '@aws-sdk/client-scheduler';
 import { readFileSync } from 'node:fs';
 import { defaultDevUsers, defaultDevUserName, type DevUser } from './dev-users.ts';
 import { moduleHandlerLoader, signedFetch, startGateway, type Gateway } from './gateway.ts';
@@ -66,6 +68,9 @@ export interface LocalStack {
   dynamoEndpoint: string;
   motoEndpoint: string;
   imageId: string;
+  scheduleGroup: string;
+  schedulerRoleArn: string;
+  expireFunctionArn: string;
   subnetIds: string[];
   securityGroupIds: string[];
   instanceProfileArn: string;
@@ -130,9 +135,36 @@ const seedMoto = async (motoEndpoint: string, stage: string) => {
   const securityGroupIds = (groups.SecurityGroups ?? [])
     .slice(0, 1)
     .flatMap((g) => (g.GroupId ? [g.GroupId] : []));
+  // Exact expiry: the stage's schedule group and the role EventBridge Scheduler invokes with.
+  const schedulerRoleName = `annex-${stage}-scheduler`;
+  await ignoreExists(
+    iam.send(
+      new CreateRoleCommand({
+        RoleName: schedulerRoleName,
+        AssumeRolePolicyDocument: JSON.stringify({
+          Version: '2012-10-17',
+          Statement: [
+            { Effect: 'Allow', Principal: { Service: 'scheduler.amazonaws.com' }, Action: 'sts:AssumeRole' },
+          ],
+        }),
+      }),
+    ),
+  );
+  const schedulerRole = await iam.send(new GetRoleCommand({ RoleName: schedulerRoleName }));
+  const scheduler = new SchedulerClient(config);
+  const scheduleGroup = `annex-${stage}`;
+  try {
+    await scheduler.send(new CreateScheduleGroupCommand({ Name: scheduleGroup }));
+  } catch (e) {
+    if ((e as { name?: string }).name !== 'ConflictException') throw e;
+  }
+  scheduler.destroy();
   iam.destroy();
   ec2.destroy();
   return {
+    scheduleGroup,
+    schedulerRoleArn: schedulerRole.Role?.Arn ?? '',
+    expireFunctionArn: `arn:aws:lambda:${REGION}:123456789012:function:annex-${stage}-expire`,
     instanceProfileArn: profile.InstanceProfile?.Arn ?? '',
     imageId,
     subnetIds: subnetIds.slice(0, 2),
@@ -196,6 +228,9 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     ANNEX_DEFAULT_IMAGE_ID: seeded.imageId,
     ANNEX_DEFAULT_SUBNET_IDS: seeded.subnetIds.join(','),
     ANNEX_DEFAULT_SECURITY_GROUP_IDS: seeded.securityGroupIds.join(','),
+    ANNEX_SCHEDULE_GROUP: seeded.scheduleGroup,
+    ANNEX_EXPIRE_FUNCTION_ARN: seeded.expireFunctionArn,
+    ANNEX_SCHEDULER_ROLE_ARN: seeded.schedulerRoleArn,
   });
   delete process.env.AWS_PROFILE;
 

@@ -21,7 +21,13 @@ import {
 } from '../domain/errors.ts';
 import { clientToken } from '../domain/lease.ts';
 import type { InstanceState } from '../domain/model.ts';
-import type { Compute, LaunchedInstance, LaunchRequest, LaunchResult } from '../domain/ports.ts';
+import type {
+  Compute,
+  LaunchedInstance,
+  LaunchRequest,
+  LaunchResult,
+  TaggedInstance,
+} from '../domain/ports.ts';
 
 export const TAG = {
   id: 'annex:id',
@@ -133,6 +139,25 @@ export class Ec2Compute implements Compute {
     );
   }
 
+  async listStageInstances(stage: string): Promise<TaggedInstance[]> {
+    const found: TaggedInstance[] = [];
+    await this.eachInstance(
+      [
+        { Name: `tag:${TAG.stage}`, Values: [stage] },
+        { Name: 'tag-key', Values: [TAG.id] },
+        { Name: 'instance-state-name', Values: NEEDS_TERMINATION },
+      ],
+      (i) => {
+        const tagOf = (k: string) => i.Tags?.find((t) => t.Key === k)?.Value;
+        const annexId = tagOf(TAG.id);
+        if (annexId === undefined) return;
+        const expiresAtTag = tagOf(TAG.expiresAt);
+        found.push({ ...toLaunched(i, 0), annexId, ...(expiresAtTag === undefined ? {} : { expiresAtTag }) });
+      },
+    );
+    return found;
+  }
+
   async launch(req: LaunchRequest): Promise<LaunchResult> {
     const { spec } = req;
     const tags: Tag[] = [
@@ -232,6 +257,15 @@ export class Ec2Compute implements Compute {
     batch: number,
   ): Promise<LaunchedInstance[]> {
     const found: LaunchedInstance[] = [];
+    await this.eachInstance(Filters, (i) => found.push(toLaunched(i, batch)));
+    return found;
+  }
+
+  /** DescribeInstances in pages of up to 1000, following NextToken until EC2 stops giving one. */
+  private async eachInstance(
+    Filters: { Name: string; Values: string[] }[],
+    visit: (i: Instance) => void,
+  ): Promise<void> {
     let NextToken: string | undefined;
     do {
       let out;
@@ -240,11 +274,8 @@ export class Ec2Compute implements Compute {
       } catch (e) {
         return translate(e, 'the instance listing');
       }
-      for (const r of out.Reservations ?? []) {
-        for (const i of r.Instances ?? []) found.push(toLaunched(i, batch));
-      }
+      for (const r of out.Reservations ?? []) for (const i of r.Instances ?? []) visit(i);
       NextToken = out.NextToken;
     } while (NextToken !== undefined && NextToken !== '');
-    return found;
   }
 }

@@ -5,6 +5,7 @@
 import {
   AddTagsToResourceCommand,
   DeleteParameterCommand,
+  DescribeParametersCommand,
   GetParameterCommand,
   PutParameterCommand,
   type SSMClient,
@@ -22,8 +23,10 @@ const translate = (e: unknown, what: string): never => {
   throw e;
 };
 
+const annexesPath = (stage: string): string => `/annex/${stage}/annexes/`;
+
 export const annexCredentialParameter = (stage: string, annexId: string): string =>
-  `/annex/${stage}/annexes/${annexId}/pool-credentials`;
+  `${annexesPath(stage)}${annexId}/pool-credentials`;
 
 const asTags = (tags: Record<string, string>) => Object.entries(tags).map(([Key, Value]) => ({ Key, Value }));
 
@@ -101,5 +104,36 @@ export class SsmSecretStore implements SecretStore {
     } catch (e) {
       if (errorName(e) !== 'ParameterNotFound') translate(e, 'deleting the annex credential');
     }
+  }
+
+  async listAnnexCredentials(): Promise<{ annexId: string; lastModified?: string }[]> {
+    const prefix = annexesPath(this.stage);
+    const found: { annexId: string; lastModified?: string }[] = [];
+    let NextToken: string | undefined;
+    do {
+      let out;
+      try {
+        out = await this.ssm.send(
+          new DescribeParametersCommand({
+            ParameterFilters: [{ Key: 'Path', Option: 'Recursive', Values: [prefix.slice(0, -1)] }],
+            MaxResults: 50,
+            NextToken,
+          }),
+        );
+      } catch (e) {
+        return translate(e, 'listing annex credentials');
+      }
+      for (const p of out.Parameters ?? []) {
+        const m = /^([^/]+)\/pool-credentials$/.exec(p.Name?.slice(prefix.length) ?? '');
+        if (p.Name?.startsWith(prefix) === true && m?.[1] !== undefined) {
+          found.push({
+            annexId: m[1],
+            ...(p.LastModifiedDate === undefined ? {} : { lastModified: p.LastModifiedDate.toISOString() }),
+          });
+        }
+      }
+      NextToken = out.NextToken;
+    } while (NextToken !== undefined && NextToken !== '');
+    return found;
   }
 }

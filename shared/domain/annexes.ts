@@ -27,6 +27,7 @@ import type {
   AnnexChanges,
   Clock,
   Compute,
+  ExpirySchedules,
   LaunchedInstance,
   LaunchSettings,
   LeaseStore,
@@ -44,16 +45,19 @@ export interface ReadDeps {
 
 export interface ExtendDeps extends ReadDeps {
   compute: Pick<Compute, 'retag'>;
+  schedules: ExpirySchedules;
 }
 
 export interface TerminateDeps extends ReadDeps {
   compute: Pick<Compute, 'listAnnexInstances' | 'terminate'>;
   secrets: Pick<SecretStore, 'deleteAnnexCredential'>;
+  schedules: ExpirySchedules;
 }
 
 export interface LaunchDeps extends ReadDeps {
   compute: Compute;
   secrets: SecretStore;
+  schedules: ExpirySchedules;
   launch: LaunchSettings;
 }
 
@@ -214,6 +218,8 @@ export const provision = async (deps: LaunchDeps, annex: Annex): Promise<Annex> 
       'annex:id': current.id,
       'annex:stage': deps.settings.stage,
     });
+    // The exact-expiry schedule exists before any instance does.
+    await deps.schedules.schedule(current.id, current.expiresAt);
     current = await deps.store.updateAnnex(
       current,
       { state: 'LAUNCHING' },
@@ -224,7 +230,7 @@ export const provision = async (deps: LaunchDeps, annex: Annex): Promise<Annex> 
   return current;
 };
 
-const instanceRecord = (annex: Annex, i: LaunchedInstance, at: string): InstanceRecord => ({
+export const instanceRecord = (annex: Annex, i: LaunchedInstance, at: string): InstanceRecord => ({
   instanceId: i.instanceId,
   annexId: annex.id,
   batch: i.batch,
@@ -327,6 +333,53 @@ const refuseBatch = async (deps: LaunchDeps, annex: Annex, error: AnnexError): P
   );
 };
 
+/**
+ * Repairs an annex left in REQUESTED or LAUNCHING by a request that died: instances of the pending
+ * batch that EC2 has (found by tag) are adopted; with none, the batch is given up: the annex fails
+ * cleanly if it was the first batch, or returns to RUNNING without it.
+ */
+export const repairStuckLaunch = async (
+  deps: TerminateDeps & { compute: Pick<Compute, 'findBatchInstances'> },
+  annex: Annex,
+): Promise<{ outcome: 'adopted' | 'failed' | 'abandoned'; annex: Annex }> => {
+  const now = deps.clock.now();
+  const pending = annex.launching;
+  const found =
+    annex.state === 'LAUNCHING' && pending !== undefined
+      ? await deps.compute.findBatchInstances(annex.id, pending.batch)
+      : [];
+  if (pending !== undefined && found.length > 0) {
+    await deps.store.putInstances(found.map((i) => instanceRecord(annex, i, toIso(now))));
+    const repaired = await deps.store.updateAnnex(
+      annex,
+      { state: 'RUNNING', launching: undefined },
+      event(annex, now, 'launch-repaired', `batch ${pending.batch}: adopted ${found.length} instance(s)`, {
+        detail: { batch: pending.batch, instanceIds: found.map((i) => i.instanceId) },
+      }),
+    );
+    return { outcome: 'adopted', annex: repaired };
+  }
+  const stuck = event(
+    annex,
+    now,
+    'launch-stuck',
+    `${annex.state} since ${annex.updatedAt}; giving up the launch`,
+    {
+      reason: 'launch-failed',
+      ...(pending === undefined ? {} : { detail: { batch: pending.batch } }),
+    },
+  );
+  if (pending === undefined || pending.batch === 1) {
+    return { outcome: 'failed', annex: await endAnnex(deps, annex, 'FAILED', 'launch-failed', stuck) };
+  }
+  const abandoned = await deps.store.updateAnnex(
+    annex,
+    { state: 'RUNNING', launching: undefined, requestedCount: annex.requestedCount - pending.count },
+    stuck,
+  );
+  return { outcome: 'abandoned', annex: abandoned };
+};
+
 // ---------------------------------------------------------------------------------------------
 // Extend and add nodes
 
@@ -362,6 +415,10 @@ export const extendAnnex = async (
       { 'annex:expires-at': updated.expiresAt },
     );
   }
+  // Schedules are named by expiry: add the new one, then drop the old. A crash in between leaves
+  // a stale schedule that finds the lease extended when it fires; the sweep covers a missing one.
+  await deps.schedules.schedule(annex.id, updated.expiresAt);
+  if (updated.expiresAt !== annex.expiresAt) await cancelSchedule(deps, annex);
   return updated;
 };
 
@@ -439,6 +496,49 @@ export const deleteAnnex = async (deps: TerminateDeps, caller: Caller, ref: Anne
   }
 };
 
+/** Best effort: a schedule left behind fires into an ended annex (a no-op) or the sweep deletes it. */
+const cancelSchedule = async (
+  deps: Pick<TerminateDeps, 'schedules' | 'log'>,
+  annex: Annex,
+): Promise<void> => {
+  try {
+    await deps.schedules.cancel(annex.id, annex.expiresAt);
+  } catch (e) {
+    deps.log.warn('could not cancel the expiry schedule', { annexId: annex.id, error: String(e) });
+  }
+};
+
+/**
+ * Ends an annex whose expiry schedule fired. Idempotent, and safe when it fires twice, late, or
+ * after an extension (then it makes sure the new expiry is scheduled and does nothing else).
+ */
+export const expireAnnex = async (deps: TerminateDeps, annexId: string): Promise<Annex | undefined> => {
+  for (let attempt = 0; ; attempt++) {
+    const annex = await deps.store.getAnnex(annexId);
+    if (annex === undefined || isEnded(annex.state)) return annex;
+    const now = deps.clock.now();
+    if (Date.parse(annex.expiresAt) > now.getTime()) {
+      deps.log.info('expiry fired for an extended lease; nothing to end', {
+        annexId,
+        expiresAt: annex.expiresAt,
+      });
+      await deps.schedules.schedule(annex.id, annex.expiresAt);
+      return annex;
+    }
+    try {
+      return await endAnnex(
+        deps,
+        annex,
+        'TERMINATED',
+        'expired',
+        event(annex, now, 'expired', `lease ended at ${annex.expiresAt}`, { reason: 'expired' }),
+      );
+    } catch (e) {
+      if (!isAnnexError(e, 'Conflict') || attempt >= 2) throw e;
+    }
+  }
+};
+
 /**
  * Ends an annex: marks it TERMINATING, terminates every instance it has (recorded or tagged),
  * deletes its credential copy, then records the final state, which frees the name. Safe to
@@ -488,6 +588,7 @@ export const endAnnex = async (
     // A clean-up error never stops termination; the sweep deletes leaked parameters.
     deps.log.warn('could not delete the annex credential', { annexId: current.id, error: String(e) });
   }
+  await cancelSchedule(deps, current);
   assertTransition(current, finalState);
   return deps.store.updateAnnex(
     current,

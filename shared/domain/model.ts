@@ -74,6 +74,14 @@ export interface InstanceRecord {
   privateIpAddress?: string;
   publicIpAddress?: string;
   updatedAt: string;
+  /** Heartbeat fields, written by the instance agent (instance-side issue). */
+  lastHeartbeatAt?: string;
+  claimedSlots?: number;
+  totalSlots?: number;
+  /** Since when no slot has been claimed (absent while any slot is claimed). */
+  idleSince?: string;
+  /** Why the control plane terminated this instance, when it did. */
+  terminationReason?: EndReason;
 }
 
 export interface AnnexEvent {

@@ -92,6 +92,12 @@ export interface LaunchedInstance {
   publicIpAddress?: string;
 }
 
+/** An instance as the sweep sees it in EC2: with the annex and expiry its tags claim. */
+export interface TaggedInstance extends LaunchedInstance {
+  annexId: string;
+  expiresAtTag?: string;
+}
+
 export interface LaunchResult {
   instances: LaunchedInstance[];
   /** Capacity errors met on the way (one per instance type / subnet tried before success). */
@@ -108,6 +114,18 @@ export interface Compute {
   retag(instanceIds: string[], tags: Record<string, string>): Promise<void>;
   /** Terminates; instances that no longer exist count as terminated. */
   terminate(instanceIds: string[]): Promise<void>;
+  /** Every instance not yet shutting down that is tagged with an annex id and this stage. */
+  listStageInstances(stage: string): Promise<TaggedInstance[]>;
+}
+
+/** The one-time EventBridge Scheduler schedules that end annexes at their exact expiry. */
+export interface ExpirySchedules {
+  /** Creates the schedule that fires at `expiresAt` for this annex; an existing one is kept. */
+  schedule(annexId: string, expiresAt: string): Promise<void>;
+  /** Deletes that schedule; a missing one counts as deleted. */
+  cancel(annexId: string, expiresAt: string): Promise<void>;
+  /** Every expiry schedule of this stage. */
+  list(): Promise<{ annexId: string; fireAt: string }[]>;
 }
 
 export interface SecretStore {
@@ -118,6 +136,8 @@ export interface SecretStore {
   putAnnexCredential(annexId: string, value: string, tags: Record<string, string>): Promise<string>;
   /** Deletes the per-annex copy; a missing parameter counts as deleted. */
   deleteAnnexCredential(annexId: string): Promise<void>;
+  /** Every per-annex copy of this stage (metadata only, never a value). */
+  listAnnexCredentials(): Promise<{ annexId: string; lastModified?: string }[]>;
 }
 
 export interface Logger {
@@ -131,6 +151,17 @@ export interface Settings {
   adminArns: readonly string[];
   maxDurationSeconds: number;
   maxInstancesPerAnnex: number;
+}
+
+export interface SweepSettings {
+  /** An instance that has not reported by then failed to join (condor_annex: 15 min). */
+  bootGraceSeconds: number;
+  /** Instances younger than this are never treated as orphans (EC2 and the table may lag). */
+  orphanMinAgeSeconds: number;
+  /** REQUESTED/LAUNCHING for longer than this is stuck: repaired forward or failed. */
+  stuckAfterSeconds: number;
+  /** How many annexes the sweep works on at once. */
+  concurrency: number;
 }
 
 export interface LaunchSettings {

@@ -11,12 +11,14 @@ import type {
   AnnexChanges,
   Clock,
   Compute,
+  ExpirySchedules,
   LaunchedInstance,
   LaunchRequest,
   LaunchResult,
   LeaseStore,
   Logger,
   SecretStore,
+  TaggedInstance,
 } from '../../shared/domain/ports.ts';
 
 export class FakeClock implements Clock {
@@ -251,6 +253,36 @@ export class FakeCompute implements Compute {
     }
     throw new AnnexError('LimitExceeded', `no capacity for ${req.spec.instanceTypes.join('|')}`);
   }
+  async listStageInstances(stage: string): Promise<TaggedInstance[]> {
+    this.calls.push({ method: 'listStageInstances', args: { stage } });
+    this.faults.check('listStageInstances');
+    return this.running()
+      .filter((i) => i.tags['annex:stage'] === stage && i.tags['annex:id'] !== undefined)
+      .map(({ tags, userData: _u, clientToken: _c, ...rest }) => ({
+        ...clone(rest),
+        annexId: tags['annex:id'] ?? '',
+        ...(tags['annex:expires-at'] === undefined ? {} : { expiresAtTag: tags['annex:expires-at'] }),
+      }));
+  }
+  /** An instance someone started by hand (or another system), with the given tags. */
+  startByHand(tags: Record<string, string>, launchedAt = this.clock.now()): string {
+    const instanceId = `i-${(++this.counter).toString(16).padStart(17, '0')}`;
+    this.instances.set(instanceId, {
+      instanceId,
+      instanceType: 'm5.large',
+      state: 'running',
+      batch: Number(tags['annex:batch'] ?? 0),
+      launchedAt: launchedAt.toISOString(),
+      clientToken: '',
+      tags,
+    });
+    return instanceId;
+  }
+  /** The instance powers itself off (HTCondor's shutdown, or a spot interruption). */
+  selfTerminate(instanceId: string): void {
+    const inst = this.instances.get(instanceId);
+    if (inst !== undefined) inst.state = 'terminated';
+  }
   async retag(instanceIds: string[], tags: Record<string, string>): Promise<void> {
     this.calls.push({ method: 'retag', args: { instanceIds, tags } });
     this.faults.check('retag');
@@ -302,8 +334,52 @@ export class FakeSecrets implements SecretStore {
     this.faults.check('deleteAnnexCredential');
     this.parameters.delete(`/annex/${this.stage}/annexes/${annexId}/pool-credentials`);
   }
+  async listAnnexCredentials(): Promise<{ annexId: string; lastModified?: string }[]> {
+    this.faults.check('listAnnexCredentials');
+    const prefix = `/annex/${this.stage}/annexes/`;
+    return [...this.parameters.keys()]
+      .filter((k) => k.startsWith(prefix))
+      .map((k) => ({ annexId: k.slice(prefix.length).split('/')[0] ?? '' }));
+  }
   annexParameters(): string[] {
     return [...this.parameters.keys()].filter((k) => k.includes('/annexes/'));
+  }
+}
+
+export class FakeSchedules implements ExpirySchedules {
+  readonly faults = new Faults();
+  /** name → { annexId, fireAt } (names as the real adapter makes them: id + fire second). */
+  readonly schedules = new Map<string, { annexId: string; fireAt: string }>();
+
+  reset(): void {
+    this.faults.reset();
+    this.schedules.clear();
+  }
+  private key(annexId: string, expiresAt: string): string {
+    return `${annexId}-${Math.ceil(Date.parse(expiresAt) / 1000)}`;
+  }
+  async schedule(annexId: string, expiresAt: string): Promise<void> {
+    this.faults.check('schedule');
+    const fireAt = new Date(Math.ceil(Date.parse(expiresAt) / 1000) * 1000).toISOString();
+    if (!this.schedules.has(this.key(annexId, expiresAt)))
+      this.schedules.set(this.key(annexId, expiresAt), { annexId, fireAt });
+  }
+  async cancel(annexId: string, expiresAt: string): Promise<void> {
+    this.faults.check('cancel');
+    this.schedules.delete(this.key(annexId, expiresAt));
+  }
+  async list(): Promise<{ annexId: string; fireAt: string }[]> {
+    this.faults.check('list');
+    return [...this.schedules.values()].map(clone);
+  }
+  /** Schedules due at `now`, as EventBridge Scheduler would fire them (and then delete them). */
+  due(now: Date): { annexId: string; fireAt: string }[] {
+    const due = [...this.schedules.entries()].filter(([, s]) => Date.parse(s.fireAt) <= now.getTime());
+    for (const [name] of due) this.schedules.delete(name);
+    return due.map(([, s]) => s);
+  }
+  forAnnex(annexId: string): string[] {
+    return [...this.schedules.values()].filter((s) => s.annexId === annexId).map((s) => s.fireAt);
   }
 }
 

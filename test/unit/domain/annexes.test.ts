@@ -16,6 +16,7 @@ import { putPool } from '../../../shared/domain/pools.ts';
 import {
   FakeClock,
   FakeCompute,
+  FakeSchedules,
   FakeSecrets,
   InMemoryLeaseStore,
   silentLogger,
@@ -38,6 +39,7 @@ let clock: FakeClock;
 let store: InMemoryLeaseStore;
 let compute: FakeCompute;
 let secrets: FakeSecrets;
+let schedules: FakeSchedules;
 let deps: LaunchDeps;
 let log: ReturnType<typeof silentLogger>;
 
@@ -46,11 +48,13 @@ beforeEach(async () => {
   store = new InMemoryLeaseStore();
   compute = new FakeCompute(clock);
   secrets = new FakeSecrets('test');
+  schedules = new FakeSchedules();
   log = silentLogger();
   deps = {
     store,
     compute,
     secrets,
+    schedules,
     clock,
     log,
     settings: {

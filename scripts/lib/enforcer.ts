@@ -1,0 +1,162 @@
+// Makes the local stack enforce leases as AWS does. moto stores EventBridge Scheduler schedules but
+// never fires them, and its EventBridge cannot target a Lambda (see TOOLCHAIN.md), so this runner:
+// - polls the stage's schedule group, and when an `at(...)` schedule is due invokes its target
+//   function's real handler with the schedule's input, then deletes it (ActionAfterCompletion);
+// - invokes every function that has a `schedule: rate(...)` event in serverless.yml (the sweep) at
+//   that rate.
+// Targets are found from serverless.yml, so the runner follows the stack definition.
+import {
+  DeleteScheduleCommand,
+  GetScheduleCommand,
+  ListSchedulesCommand,
+  SchedulerClient,
+} from '@aws-sdk/client-scheduler';
+import { moduleHandlerLoader, type HandlerLoader } from './gateway.ts';
+import { readServerlessYml } from './serverless-config.ts';
+
+export interface EnforcerOptions {
+  motoEndpoint: string;
+  region: string;
+  stage: string;
+  scheduleGroup: string;
+  /** How often due schedules are looked for; default 1 s. */
+  pollMs?: number;
+  /** Start the rate(...) timers (default true); tests drive `sweepNow` themselves instead. */
+  timers?: boolean;
+  loadHandler?: HandlerLoader;
+  log?: (line: string) => void;
+  now?: () => Date;
+}
+
+export interface Enforcer {
+  /** Fires every due schedule once; returns how many fired. */
+  fireDueSchedules(): Promise<number>;
+  /** Runs each rate(...) function once, as its EventBridge rule would. */
+  runRateFunctions(): Promise<unknown[]>;
+  stop(): Promise<void>;
+}
+
+interface FunctionDef {
+  handler: string;
+  events?: { schedule?: { rate?: string } | string }[];
+}
+
+const RATE = /^rate\((\d+)\s+(minute|minutes|hour|hours)\)$/;
+
+const rateMs = (rate: string): number => {
+  const m = RATE.exec(rate.trim());
+  if (m === null) throw new Error(`unsupported schedule rate: ${rate}`);
+  return Number(m[1]) * (m[2]?.startsWith('hour') === true ? 3_600_000 : 60_000);
+};
+
+/** `at(2026-11-25T12:00:00)` (UTC) → epoch ms; anything else → undefined. */
+export const atTime = (expression: string | undefined): number | undefined => {
+  const m = /^at\((\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})\)$/.exec(expression ?? '');
+  return m?.[1] === undefined ? undefined : Date.parse(`${m[1]}Z`);
+};
+
+export function startEnforcer(options: EnforcerOptions): Enforcer {
+  const log = options.log ?? (() => {});
+  const now = options.now ?? (() => new Date());
+  const load = options.loadHandler ?? moduleHandlerLoader();
+  const functions = (readServerlessYml() as { functions: Record<string, FunctionDef> }).functions;
+  const prefix = `annex-${options.stage}-`;
+  const scheduler = new SchedulerClient({
+    endpoint: options.motoEndpoint,
+    region: options.region,
+    credentials: { accessKeyId: 'testing', secretAccessKey: 'testing' },
+    maxAttempts: 1,
+  });
+
+  const invoke = async (functionKey: string, event: unknown): Promise<unknown> => {
+    const def = functions[functionKey];
+    if (def === undefined) throw new Error(`no function ${functionKey} in serverless.yml`);
+    const handler = (await load(def.handler)) as unknown as (e: unknown, c: unknown) => Promise<unknown>;
+    return handler(event, { awsRequestId: crypto.randomUUID(), functionName: `${prefix}${functionKey}` });
+  };
+
+  let firing: Promise<number> | undefined;
+  const fireDueSchedules = (): Promise<number> => {
+    firing ??= (async () => {
+      let fired = 0;
+      let NextToken: string | undefined;
+      const due: string[] = [];
+      do {
+        const page = await scheduler.send(
+          new ListSchedulesCommand({ GroupName: options.scheduleGroup, NextToken }),
+        );
+        for (const s of page.Schedules ?? [])
+          if (s.Name !== undefined && s.State !== 'DISABLED') due.push(s.Name);
+        NextToken = page.NextToken;
+      } while (NextToken !== undefined && NextToken !== '');
+      for (const name of due) {
+        const s = await scheduler.send(
+          new GetScheduleCommand({ GroupName: options.scheduleGroup, Name: name }),
+        );
+        const at = atTime(s.ScheduleExpression);
+        if (at === undefined || at > now().getTime() || s.State === 'DISABLED') continue;
+        const arn = s.Target?.Arn ?? '';
+        const functionName = arn.slice(arn.indexOf(':function:') + ':function:'.length);
+        if (!arn.includes(':function:') || !functionName.startsWith(prefix)) {
+          log(`schedule ${name}: target ${arn} is not a function of this stage; left alone`);
+          continue;
+        }
+        try {
+          await invoke(functionName.slice(prefix.length), JSON.parse(s.Target?.Input ?? '{}'));
+          fired++;
+          log(`schedule ${name} fired ${functionName} (${Date.now() - at} ms after its time)`);
+          if (s.ActionAfterCompletion === 'DELETE') {
+            await scheduler.send(new DeleteScheduleCommand({ GroupName: options.scheduleGroup, Name: name }));
+          }
+        } catch (e) {
+          // EventBridge Scheduler retries a failed invocation; so does the next poll.
+          log(`schedule ${name}: ${functionName} failed (${(e as Error).message}); retrying`);
+        }
+      }
+      return fired;
+    })().finally(() => {
+      firing = undefined;
+    });
+    return firing;
+  };
+
+  const rateFunctions = Object.entries(functions).flatMap(([key, def]) =>
+    (def.events ?? []).flatMap((e) => {
+      const rate = typeof e.schedule === 'string' ? e.schedule : e.schedule?.rate;
+      return rate === undefined ? [] : [{ key, everyMs: rateMs(rate) }];
+    }),
+  );
+  const runRateFunctions = () =>
+    Promise.all(
+      rateFunctions.map(({ key }) => invoke(key, { source: 'aws.events', 'detail-type': 'Scheduled Event' })),
+    );
+
+  const timers: NodeJS.Timeout[] = [];
+  if (options.timers ?? true) {
+    timers.push(
+      setInterval(() => {
+        fireDueSchedules().catch((e: unknown) => log(`schedule poll failed: ${(e as Error).message}`));
+      }, options.pollMs ?? 1000),
+    );
+    for (const { key, everyMs } of rateFunctions) {
+      timers.push(
+        setInterval(() => {
+          invoke(key, { source: 'aws.events', 'detail-type': 'Scheduled Event' }).then(
+            () => log(`${key} ran (every ${everyMs / 1000} s)`),
+            (e: unknown) => log(`${key} failed: ${(e as Error).message}`),
+          );
+        }, everyMs),
+      );
+    }
+  }
+
+  return {
+    fireDueSchedules,
+    runRateFunctions,
+    stop: async () => {
+      for (const t of timers) clearInterval(t);
+      await firing?.catch(() => undefined);
+      scheduler.destroy();
+    },
+  };
+}

@@ -1,0 +1,116 @@
+/**
+ * The EventBridge Scheduler adapter: one one-time schedule `at(expiry)` per annex and expiry,
+ * named `<annexId>-<expiry epoch seconds>` in the stage's schedule group. Naming a schedule by its
+ * expiry makes every write idempotent and race-free: an extension creates the schedule for the
+ * new expiry and cancels the old one; a stale schedule that still fires finds the lease extended
+ * and does nothing, and deletes itself after it ran (ActionAfterCompletion DELETE).
+ */
+import {
+  CreateScheduleCommand,
+  DeleteScheduleCommand,
+  ListSchedulesCommand,
+  type SchedulerClient,
+} from '@aws-sdk/client-scheduler';
+import { AnnexError, upstreamUnavailable } from '../domain/errors.ts';
+import type { ExpirySchedules } from '../domain/ports.ts';
+
+export interface ScheduleTarget {
+  group: string;
+  /** The expire function's ARN. */
+  functionArn: string;
+  /** The role EventBridge Scheduler assumes to invoke it. */
+  roleArn: string;
+}
+
+const RETRYABLE = /^(ThrottlingException|InternalServerException|ServiceQuotaExceededException)$/;
+const errorName = (e: unknown): string => (e as { name?: string } | undefined)?.name ?? '';
+
+const translate = (e: unknown, what: string): never => {
+  if (e instanceof AnnexError) throw e;
+  if (RETRYABLE.test(errorName(e)))
+    throw upstreamUnavailable(`EventBridge Scheduler is unavailable (${what})`, e);
+  throw e;
+};
+
+/** Expiry rounded up to the whole second an `at()` expression can name. */
+export const fireAtSeconds = (expiresAt: string): number => Math.ceil(Date.parse(expiresAt) / 1000);
+
+export const scheduleName = (annexId: string, expiresAt: string): string =>
+  `${annexId}-${fireAtSeconds(expiresAt)}`;
+
+/** `at(yyyy-mm-ddThh:mm:ss)` in UTC. */
+export const atExpression = (expiresAt: string): string =>
+  `at(${new Date(fireAtSeconds(expiresAt) * 1000).toISOString().slice(0, 19)})`;
+
+const NAME = /^(ax-[0-9a-f]+)-(\d+)$/;
+
+export class SchedulerExpirySchedules implements ExpirySchedules {
+  constructor(
+    private readonly scheduler: SchedulerClient,
+    private readonly target: ScheduleTarget,
+  ) {}
+
+  async schedule(annexId: string, expiresAt: string): Promise<void> {
+    try {
+      await this.scheduler.send(
+        new CreateScheduleCommand({
+          Name: scheduleName(annexId, expiresAt),
+          GroupName: this.target.group,
+          ScheduleExpression: atExpression(expiresAt),
+          ScheduleExpressionTimezone: 'UTC',
+          FlexibleTimeWindow: { Mode: 'OFF' },
+          State: 'ENABLED',
+          ActionAfterCompletion: 'DELETE',
+          Description: `Ends annex ${annexId} when its lease expires`,
+          Target: {
+            Arn: this.target.functionArn,
+            RoleArn: this.target.roleArn,
+            Input: JSON.stringify({ annexId, expiresAt }),
+            RetryPolicy: { MaximumRetryAttempts: 10, MaximumEventAgeInSeconds: 3600 },
+          },
+        }),
+      );
+    } catch (e) {
+      // The same name is the same expiry of the same annex: already scheduled.
+      if (errorName(e) !== 'ConflictException') translate(e, 'scheduling the expiry');
+    }
+  }
+
+  async cancel(annexId: string, expiresAt: string): Promise<void> {
+    try {
+      await this.scheduler.send(
+        new DeleteScheduleCommand({ Name: scheduleName(annexId, expiresAt), GroupName: this.target.group }),
+      );
+    } catch (e) {
+      if (errorName(e) !== 'ResourceNotFoundException') translate(e, 'cancelling the expiry');
+    }
+  }
+
+  async list(): Promise<{ annexId: string; fireAt: string }[]> {
+    const found: { annexId: string; fireAt: string }[] = [];
+    let NextToken: string | undefined;
+    do {
+      let out;
+      try {
+        out = await this.scheduler.send(
+          new ListSchedulesCommand({
+            GroupName: this.target.group,
+            NamePrefix: 'ax-',
+            MaxResults: 100,
+            NextToken,
+          }),
+        );
+      } catch (e) {
+        return translate(e, 'listing expiry schedules');
+      }
+      for (const s of out.Schedules ?? []) {
+        const m = NAME.exec(s.Name ?? '');
+        if (s.GroupName === this.target.group && m?.[1] !== undefined && m[2] !== undefined) {
+          found.push({ annexId: m[1], fireAt: new Date(Number(m[2]) * 1000).toISOString() });
+        }
+      }
+      NextToken = out.NextToken;
+    } while (NextToken !== undefined && NextToken !== '');
+    return found;
+  }
+}

@@ -1,0 +1,357 @@
+/**
+ * The sweep: every minute, converge EC2, SSM, Scheduler and the lease table, whatever state a
+ * failed request or a lost event left them in. It lists the cloud first (every instance tagged
+ * for this stage), then the live leases (the sparse `live` index, never a table scan), and then:
+ *
+ * - ends expired leases, and finishes terminations that stopped half-way;
+ * - repairs launches stuck in REQUESTED/LAUNCHING (adopts the batch by tag, or fails cleanly);
+ * - terminates instances that never reported (boot timeout) or sat idle past the annex's idle time;
+ * - terminates orphans: instances tagged with an annex id whose lease is missing or ended, older
+ *   than a minute (never untagged instances, never another stage's);
+ * - deletes leaked credential copies and schedules, and re-creates a missing expiry schedule;
+ * - keeps the table in step with EC2 (instances gone, instances launched but never recorded).
+ *
+ * One failing annex never stops the sweep; NotFound is success; every action is logged with its
+ * reason and recorded as an event on the annex.
+ */
+import { endAnnex, instanceRecord, repairStuckLaunch, type TerminateDeps } from './annexes.ts';
+import { mapLimit } from './concurrency.ts';
+import { isEnded, isLive, toIso } from './lease.ts';
+import type { Annex, EndReason, InstanceRecord } from './model.ts';
+import type { Compute, ExpirySchedules, SecretStore, SweepSettings, TaggedInstance } from './ports.ts';
+
+export interface SweepDeps extends TerminateDeps {
+  compute: Pick<
+    Compute,
+    'listAnnexInstances' | 'terminate' | 'listStageInstances' | 'retag' | 'findBatchInstances'
+  >;
+  secrets: Pick<SecretStore, 'deleteAnnexCredential' | 'listAnnexCredentials'>;
+  schedules: ExpirySchedules;
+  sweep: SweepSettings;
+}
+
+export type SweepActionKind =
+  | 'end-annex'
+  | 'finish-termination'
+  | 'repair-launch'
+  | 'terminate-instance'
+  | 'terminate-orphan'
+  | 'record-instance-gone'
+  | 'adopt-instance'
+  | 'retag'
+  | 'delete-parameter'
+  | 'delete-schedule'
+  | 'schedule-expiry';
+
+export interface SweepAction {
+  action: SweepActionKind;
+  reason: EndReason | 'launch-stuck' | 'drift' | 'leak';
+  annexId: string;
+  instanceIds?: string[];
+}
+
+export interface SweepReport {
+  startedAt: string;
+  finishedAt: string;
+  liveAnnexes: number;
+  taggedInstances: number;
+  actions: SweepAction[];
+  errors: number;
+}
+
+const ageSeconds = (now: Date, iso: string | undefined): number =>
+  iso === undefined ? Number.POSITIVE_INFINITY : (now.getTime() - Date.parse(iso)) / 1000;
+
+const groupBy = <T>(items: readonly T[], key: (t: T) => string): Map<string, T[]> => {
+  const groups = new Map<string, T[]>();
+  for (const item of items) groups.set(key(item), [...(groups.get(key(item)) ?? []), item]);
+  return groups;
+};
+
+export const sweep = async (deps: SweepDeps): Promise<SweepReport> => {
+  const startedAt = deps.clock.now();
+  const actions: SweepAction[] = [];
+  let errors = 0;
+  const act = (a: SweepAction) => {
+    actions.push(a);
+    deps.log.info('sweep action', { ...a });
+  };
+  const guarded = async (what: string, annexId: string, fn: () => Promise<void>) => {
+    try {
+      await fn();
+    } catch (e) {
+      errors++;
+      deps.log.error('sweep step failed; the next sweep retries', {
+        step: what,
+        annexId,
+        error: (e as Error | undefined)?.name,
+        detail: (e as Error | undefined)?.message,
+      });
+    }
+  };
+
+  // EC2 first: an instance launched after the lease listing can then never be mistaken for an orphan.
+  const tagged = await deps.compute.listStageInstances(deps.settings.stage);
+  const live = await deps.store.listLiveAnnexes();
+  const liveById = new Map(live.map((a) => [a.id, a]));
+  const taggedByAnnex = groupBy(tagged, (i) => i.annexId);
+
+  await mapLimit(live, deps.sweep.concurrency, (annex) =>
+    guarded('lease', annex.id, () => checkLease(deps, annex, taggedByAnnex.get(annex.id) ?? [], act)),
+  );
+
+  const orphans = tagged.filter(
+    (i) => !liveById.has(i.annexId) && ageSeconds(startedAt, i.launchedAt) >= deps.sweep.orphanMinAgeSeconds,
+  );
+  await mapLimit([...groupBy(orphans, (i) => i.annexId)], deps.sweep.concurrency, ([annexId, instances]) =>
+    guarded('orphans', annexId, () => terminateOrphans(deps, annexId, instances, act)),
+  );
+
+  await guarded('parameters', '*', () => deleteLeakedParameters(deps, liveById, act));
+  await guarded('schedules', '*', () => reconcileSchedules(deps, live, liveById, act));
+
+  return {
+    startedAt: toIso(startedAt),
+    finishedAt: toIso(deps.clock.now()),
+    liveAnnexes: live.length,
+    taggedInstances: tagged.length,
+    actions,
+    errors,
+  };
+};
+
+const checkLease = async (
+  deps: SweepDeps,
+  annex: Annex,
+  tagged: TaggedInstance[],
+  act: (a: SweepAction) => void,
+): Promise<void> => {
+  const now = deps.clock.now();
+  if (Date.parse(annex.expiresAt) <= now.getTime()) {
+    const reason = annex.state === 'TERMINATING' ? (annex.endReason ?? 'expired') : 'expired';
+    await endAnnex(deps, annex, 'TERMINATED', reason, {
+      annexId: annex.id,
+      at: toIso(now),
+      type: 'expired',
+      message: `lease ended at ${annex.expiresAt}; ended by the sweep`,
+      reason: 'expired',
+    });
+    act({
+      action: 'end-annex',
+      reason: 'expired',
+      annexId: annex.id,
+      instanceIds: tagged.map((i) => i.instanceId),
+    });
+    return;
+  }
+  const idleFor = ageSeconds(now, annex.updatedAt);
+  if (annex.state === 'TERMINATING' && idleFor >= deps.sweep.orphanMinAgeSeconds) {
+    const reason = annex.endReason ?? 'user';
+    await endAnnex(deps, annex, 'TERMINATED', reason, {
+      annexId: annex.id,
+      at: toIso(now),
+      type: 'termination-resumed',
+      message: 'termination had stopped half-way; finished by the sweep',
+      reason,
+    });
+    act({ action: 'finish-termination', reason, annexId: annex.id });
+    return;
+  }
+  if (
+    (annex.state === 'REQUESTED' || annex.state === 'LAUNCHING') &&
+    idleFor >= deps.sweep.stuckAfterSeconds
+  ) {
+    const { outcome } = await repairStuckLaunch(deps, annex);
+    act({ action: 'repair-launch', reason: 'launch-stuck', annexId: annex.id });
+    if (outcome === 'failed') return;
+  }
+  if (annex.state === 'RUNNING' || annex.state === 'LAUNCHING')
+    await checkInstances(deps, annex, tagged, act);
+};
+
+/** Boot timeout, idleness, and keeping the instance records in step with EC2. */
+const checkInstances = async (
+  deps: SweepDeps,
+  annex: Annex,
+  tagged: TaggedInstance[],
+  act: (a: SweepAction) => void,
+): Promise<void> => {
+  const now = deps.clock.now();
+  const records = await deps.store.listInstances(annex.id);
+  const inEc2 = new Map(tagged.map((i) => [i.instanceId, i]));
+  const recorded = new Set(records.map((r) => r.instanceId));
+
+  const byReason = new Map<EndReason, string[]>();
+  const gone: string[] = [];
+  for (const r of records) {
+    if (r.state === 'terminated') continue;
+    if (!inEc2.has(r.instanceId)) {
+      // EC2 no longer runs it (it powered itself off, or was ended elsewhere).
+      if (ageSeconds(now, r.launchedAt) >= deps.sweep.orphanMinAgeSeconds) gone.push(r.instanceId);
+      continue;
+    }
+    const reason = enforcementReason(r, annex, now, deps.sweep);
+    if (reason !== undefined) byReason.set(reason, [...(byReason.get(reason) ?? []), r.instanceId]);
+  }
+  for (const [reason, ids] of byReason) {
+    await deps.compute.terminate(ids);
+    await deps.store.setInstanceStates(annex.id, ids, 'terminated', toIso(now));
+    await deps.store.appendEvent({
+      annexId: annex.id,
+      at: toIso(now),
+      type: 'instances-terminated',
+      message:
+        reason === 'idle'
+          ? `${ids.length} instance(s) idle for more than ${annex.idleSeconds} s`
+          : `${ids.length} instance(s) never reported within ${deps.sweep.bootGraceSeconds} s of launch`,
+      reason,
+      detail: { instanceIds: ids },
+    });
+    act({ action: 'terminate-instance', reason, annexId: annex.id, instanceIds: ids });
+  }
+  if (gone.length > 0) {
+    await deps.store.setInstanceStates(annex.id, gone, 'terminated', toIso(now));
+    await deps.store.appendEvent({
+      annexId: annex.id,
+      at: toIso(now),
+      type: 'instances-gone',
+      message: `${gone.length} instance(s) no longer running in EC2`,
+      detail: { instanceIds: gone },
+    });
+    act({ action: 'record-instance-gone', reason: 'drift', annexId: annex.id, instanceIds: gone });
+  }
+
+  // Launched but never recorded (a request died in between, outside a pending batch): adopt.
+  const untracked = tagged.filter(
+    (i) =>
+      !recorded.has(i.instanceId) &&
+      annex.launching?.batch !== i.batch &&
+      ageSeconds(now, i.launchedAt) >= deps.sweep.orphanMinAgeSeconds,
+  );
+  if (untracked.length > 0) {
+    await deps.store.putInstances(untracked.map((i) => instanceRecord(annex, i, toIso(now))));
+    act({
+      action: 'adopt-instance',
+      reason: 'drift',
+      annexId: annex.id,
+      instanceIds: untracked.map((i) => i.instanceId),
+    });
+  }
+
+  // An extension whose retagging did not finish: the tags follow the lease.
+  const terminated = new Set([...byReason.values()].flat());
+  const stale = tagged.filter((i) => i.expiresAtTag !== annex.expiresAt && !terminated.has(i.instanceId));
+  if (stale.length > 0) {
+    await deps.compute.retag(
+      stale.map((i) => i.instanceId),
+      { 'annex:expires-at': annex.expiresAt },
+    );
+    act({ action: 'retag', reason: 'drift', annexId: annex.id, instanceIds: stale.map((i) => i.instanceId) });
+  }
+};
+
+const enforcementReason = (
+  r: InstanceRecord,
+  annex: Annex,
+  now: Date,
+  settings: SweepSettings,
+): EndReason | undefined => {
+  if (r.lastHeartbeatAt === undefined) {
+    return ageSeconds(now, r.launchedAt) >= settings.bootGraceSeconds ? 'boot-timeout' : undefined;
+  }
+  if (
+    (r.claimedSlots ?? 0) === 0 &&
+    r.idleSince !== undefined &&
+    ageSeconds(now, r.idleSince) >= annex.idleSeconds
+  ) {
+    return 'idle';
+  }
+  return undefined;
+};
+
+/** Orphans: the live index says no lease; a consistent read confirms before anything is terminated. */
+const terminateOrphans = async (
+  deps: SweepDeps,
+  annexId: string,
+  instances: TaggedInstance[],
+  act: (a: SweepAction) => void,
+): Promise<void> => {
+  const annex = await deps.store.getAnnex(annexId);
+  if (annex !== undefined && isLive(annex.state)) return; // created after the listing: not an orphan
+  const ids = instances.map((i) => i.instanceId);
+  await deps.compute.terminate(ids);
+  if (annex !== undefined) {
+    const now = toIso(deps.clock.now());
+    const known = new Set((await deps.store.listInstances(annexId)).map((r) => r.instanceId));
+    const untracked = instances.filter((i) => !known.has(i.instanceId));
+    if (untracked.length > 0) {
+      await deps.store.putInstances(
+        untracked.map((i) => ({ ...instanceRecord(annex, i, now), state: 'terminated' as const })),
+      );
+    }
+    await deps.store.setInstanceStates(annexId, ids, 'terminated', now);
+    await deps.store.appendEvent({
+      annexId,
+      at: now,
+      type: 'orphans-terminated',
+      message: `${ids.length} instance(s) still running after the annex ended`,
+      reason: 'orphan',
+      detail: { instanceIds: ids },
+    });
+  }
+  act({ action: 'terminate-orphan', reason: 'orphan', annexId, instanceIds: ids });
+};
+
+const isReallyEnded = async (deps: SweepDeps, annexId: string): Promise<boolean> => {
+  const annex = await deps.store.getAnnex(annexId);
+  return annex === undefined || isEnded(annex.state);
+};
+
+const deleteLeakedParameters = async (
+  deps: SweepDeps,
+  liveById: Map<string, Annex>,
+  act: (a: SweepAction) => void,
+): Promise<void> => {
+  const now = deps.clock.now();
+  const candidates = (await deps.secrets.listAnnexCredentials()).filter(
+    (p) => !liveById.has(p.annexId) && ageSeconds(now, p.lastModified) >= deps.sweep.orphanMinAgeSeconds,
+  );
+  await mapLimit(candidates, deps.sweep.concurrency, async ({ annexId }) => {
+    if (!(await isReallyEnded(deps, annexId))) return;
+    await deps.secrets.deleteAnnexCredential(annexId);
+    act({ action: 'delete-parameter', reason: 'leak', annexId });
+  });
+};
+
+/** Schedules of ended annexes and stale expiries go; a live lease without its schedule gets one. */
+const reconcileSchedules = async (
+  deps: SweepDeps,
+  live: Annex[],
+  liveById: Map<string, Annex>,
+  act: (a: SweepAction) => void,
+): Promise<void> => {
+  const existing = await deps.schedules.list();
+  const fireSecond = (iso: string) => Math.ceil(Date.parse(iso) / 1000);
+  const scheduled = new Set(existing.map((s) => `${s.annexId}@${fireSecond(s.fireAt)}`));
+  await mapLimit(existing, deps.sweep.concurrency, async (s) => {
+    const annex = liveById.get(s.annexId);
+    if (annex === undefined) {
+      if (!(await isReallyEnded(deps, s.annexId))) return;
+    } else if (fireSecond(annex.expiresAt) === fireSecond(s.fireAt)) {
+      return;
+    }
+    await deps.schedules.cancel(s.annexId, s.fireAt);
+    act({ action: 'delete-schedule', reason: 'leak', annexId: s.annexId });
+  });
+  const now = deps.clock.now().getTime();
+  const missing = live.filter(
+    (a) =>
+      a.state !== 'TERMINATING' &&
+      Date.parse(a.expiresAt) > now &&
+      !scheduled.has(`${a.id}@${fireSecond(a.expiresAt)}`),
+  );
+  await mapLimit(missing, deps.sweep.concurrency, async (a) => {
+    await deps.schedules.schedule(a.id, a.expiresAt);
+    act({ action: 'schedule-expiry', reason: 'drift', annexId: a.id });
+  });
+};
