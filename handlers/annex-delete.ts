@@ -4,7 +4,7 @@ import { annexView } from '../shared/domain/views.ts';
 import { adminArns } from '../shared/aws/deps.ts';
 import { terminateDeps } from '../shared/aws/deps-ec2.ts';
 import { route } from '../shared/http/api.ts';
-import { NamePath, OwnerQuery } from '../shared/http/schemas.ts';
+import { NamePath, OwnerQuery } from '../shared/http/params.ts';
 
 export const handler = route(
   { path: NamePath, query: OwnerQuery },

@@ -4,7 +4,8 @@ import { annexView } from '../shared/domain/views.ts';
 import { adminArns } from '../shared/aws/deps.ts';
 import { extendDeps } from '../shared/aws/deps-ec2.ts';
 import { route } from '../shared/http/api.ts';
-import { ExtendAnnexBody, NamePath, OwnerQuery } from '../shared/http/schemas.ts';
+import { NamePath, OwnerQuery } from '../shared/http/params.ts';
+import { ExtendAnnexBody } from '../shared/http/schemas.ts';
 
 export const handler = route(
   { path: NamePath, query: OwnerQuery, body: ExtendAnnexBody },

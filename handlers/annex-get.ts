@@ -3,7 +3,7 @@ import { getAnnexDetail } from '../shared/domain/annexes.ts';
 import { annexView, eventView, instanceView } from '../shared/domain/views.ts';
 import { adminArns, readDeps } from '../shared/aws/deps.ts';
 import { route } from '../shared/http/api.ts';
-import { NamePath, OwnerQuery } from '../shared/http/schemas.ts';
+import { NamePath, OwnerQuery } from '../shared/http/params.ts';
 
 export const handler = route(
   { path: NamePath, query: OwnerQuery },

@@ -3,7 +3,7 @@ import { listAnnexes } from '../shared/domain/annexes.ts';
 import { annexView } from '../shared/domain/views.ts';
 import { adminArns, readDeps } from '../shared/aws/deps.ts';
 import { route } from '../shared/http/api.ts';
-import { OwnerQuery } from '../shared/http/schemas.ts';
+import { OwnerQuery } from '../shared/http/params.ts';
 
 export const handler = route({ query: OwnerQuery }, adminArns, async ({ caller, query }) => {
   const annexes = await listAnnexes(readDeps(), caller, query.owner);

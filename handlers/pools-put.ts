@@ -4,7 +4,8 @@ import { poolView } from '../shared/domain/views.ts';
 import { adminArns } from '../shared/aws/deps.ts';
 import { poolDeps } from '../shared/aws/deps-pools.ts';
 import { route } from '../shared/http/api.ts';
-import { PoolPath, PutPoolBody } from '../shared/http/schemas.ts';
+import { PoolPath } from '../shared/http/params.ts';
+import { PutPoolBody } from '../shared/http/schemas.ts';
 
 export const handler = route(
   { path: PoolPath, body: PutPoolBody },

@@ -3,7 +3,7 @@
  * value fails fast with its name. Settings every function needs are in `settings()`; the launch
  * settings only functions that launch instances read.
  */
-import { z } from 'zod/mini';
+import * as z from 'zod/mini';
 import type { LaunchSettings, Settings, SweepSettings } from './domain/ports.ts';
 import type { ScheduleTarget } from './aws/schedules.ts';
 

@@ -2,7 +2,6 @@
 // handlers. Routes come from serverless.yml. For aws_iam routes it verifies the SigV4 signature as
 // API Gateway does, against the dev users' keys, before any handler runs; then it builds the
 // Lambda event and context, invokes the handler and writes its result back.
-import { Sha256 } from '@aws-crypto/sha256-js';
 import { HttpRequest } from '@smithy/protocol-http';
 import { SignatureV4 } from '@smithy/signature-v4';
 import type {
@@ -14,7 +13,15 @@ import type {
   Context,
   Handler,
 } from 'aws-lambda';
-import { createHash, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
+import {
+  createHash,
+  createHmac,
+  randomBytes,
+  randomUUID,
+  timingSafeEqual,
+  type Hash,
+  type Hmac,
+} from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -208,12 +215,40 @@ function signingQuery(parameters: Map<string, string[]>): Record<string, string 
   return query;
 }
 
+/** SHA-256 / HMAC-SHA-256 on Node's own crypto, in the shape SignatureV4 wants (as the SDK's Node hash). */
+class NodeSha256 {
+  private hash: Hash | Hmac;
+  constructor(private readonly secret?: SourceData) {
+    this.hash = this.fresh();
+  }
+  private fresh(): Hash | Hmac {
+    return this.secret === undefined ? createHash('sha256') : createHmac('sha256', toBuffer(this.secret));
+  }
+  update(data: SourceData): void {
+    this.hash.update(toBuffer(data));
+  }
+  async digest(): Promise<Uint8Array> {
+    return new Uint8Array(this.hash.digest());
+  }
+  reset(): void {
+    this.hash = this.fresh();
+  }
+}
+
+type SourceData = string | ArrayBuffer | ArrayBufferView;
+const toBuffer = (data: SourceData): Buffer =>
+  typeof data === 'string'
+    ? Buffer.from(data, 'utf8')
+    : ArrayBuffer.isView(data)
+      ? Buffer.from(data.buffer, data.byteOffset, data.byteLength)
+      : Buffer.from(data);
+
 function signer(accessKeyId: string, secretAccessKey: string, region: string, applyChecksum: boolean) {
   return new SignatureV4({
     service,
     region,
     credentials: { accessKeyId, secretAccessKey },
-    sha256: Sha256,
+    sha256: NodeSha256,
     uriEscapePath: true,
     applyChecksum,
   });

@@ -11,7 +11,7 @@ import { SchedulerExpirySchedules } from './schedules.ts';
 import { SsmSecretStore } from './secrets.ts';
 
 let compute: Ec2Compute | undefined;
-const ec2 = (): Ec2Compute => (compute ??= new Ec2Compute(new EC2Client({})));
+const ec2 = (): Ec2Compute => (compute ??= new Ec2Compute(new EC2Client({}), readDeps().settings.stage));
 
 let secrets: SsmSecretStore | undefined;
 const ssm = (): SsmSecretStore =>

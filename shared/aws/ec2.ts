@@ -116,12 +116,17 @@ const NOT_TERMINATED = ['pending', 'running', 'stopping', 'stopped', 'shutting-d
 const NEEDS_TERMINATION = ['pending', 'running', 'stopping', 'stopped'];
 
 export class Ec2Compute implements Compute {
-  constructor(private readonly ec2: EC2Client) {}
+  /** `stage` scopes every annex lookup: the same annex id may exist in two stages of one account. */
+  constructor(
+    private readonly ec2: EC2Client,
+    private readonly stage: string,
+  ) {}
 
   async findBatchInstances(annexId: string, batch: number): Promise<LaunchedInstance[]> {
     return this.describe(
       [
         { Name: `tag:${TAG.id}`, Values: [annexId] },
+        { Name: `tag:${TAG.stage}`, Values: [this.stage] },
         { Name: `tag:${TAG.batch}`, Values: [String(batch)] },
         { Name: 'instance-state-name', Values: NOT_TERMINATED },
       ],
@@ -133,13 +138,14 @@ export class Ec2Compute implements Compute {
     return this.describe(
       [
         { Name: `tag:${TAG.id}`, Values: [annexId] },
+        { Name: `tag:${TAG.stage}`, Values: [this.stage] },
         { Name: 'instance-state-name', Values: NEEDS_TERMINATION },
       ],
       0,
     );
   }
 
-  async listStageInstances(stage: string): Promise<TaggedInstance[]> {
+  async listStageInstances(stage: string = this.stage): Promise<TaggedInstance[]> {
     const found: TaggedInstance[] = [];
     await this.eachInstance(
       [

@@ -86,6 +86,11 @@ export class SchedulerExpirySchedules implements ExpirySchedules {
     }
   }
 
+  async move(annexId: string, from: string, to: string): Promise<void> {
+    await this.schedule(annexId, to);
+    if (scheduleName(annexId, from) !== scheduleName(annexId, to)) await this.cancel(annexId, from);
+  }
+
   async list(): Promise<{ annexId: string; fireAt: string }[]> {
     const found: { annexId: string; fireAt: string }[] = [];
     let NextToken: string | undefined;

@@ -417,8 +417,12 @@ export const extendAnnex = async (
   }
   // Schedules are named by expiry: add the new one, then drop the old. A crash in between leaves
   // a stale schedule that finds the lease extended when it fires; the sweep covers a missing one.
-  await deps.schedules.schedule(annex.id, updated.expiresAt);
-  if (updated.expiresAt !== annex.expiresAt) await cancelSchedule(deps, annex);
+  try {
+    await deps.schedules.move(annex.id, annex.expiresAt, updated.expiresAt);
+  } catch (e) {
+    // The lease is extended either way; the sweep re-creates a missing schedule and drops a stale one.
+    deps.log.warn('could not move the expiry schedule', { annexId: annex.id, error: String(e) });
+  }
   return updated;
 };
 

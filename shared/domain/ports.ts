@@ -124,6 +124,8 @@ export interface ExpirySchedules {
   schedule(annexId: string, expiresAt: string): Promise<void>;
   /** Deletes that schedule; a missing one counts as deleted. */
   cancel(annexId: string, expiresAt: string): Promise<void>;
+  /** Schedules `to`, then cancels `from` unless both fire in the same second (the same schedule). */
+  move(annexId: string, from: string, to: string): Promise<void>;
   /** Every expiry schedule of this stage. */
   list(): Promise<{ annexId: string; fireAt: string }[]>;
 }

@@ -350,7 +350,11 @@ const reconcileSchedules = async (
       Date.parse(a.expiresAt) > now &&
       !scheduled.has(`${a.id}@${fireSecond(a.expiresAt)}`),
   );
-  await mapLimit(missing, deps.sweep.concurrency, async (a) => {
+  await mapLimit(missing, deps.sweep.concurrency, async (listed) => {
+    // The listing is from the start of the sweep: an annex ended since must not get one back.
+    const a = await deps.store.getAnnex(listed.id);
+    if (a === undefined || !isLive(a.state) || a.state === 'TERMINATING' || Date.parse(a.expiresAt) <= now)
+      return;
     await deps.schedules.schedule(a.id, a.expiresAt);
     act({ action: 'schedule-expiry', reason: 'drift', annexId: a.id });
   });

@@ -14,7 +14,7 @@ import { forbidden, validationError } from '../domain/errors.ts';
 import type { Caller } from '../domain/model.ts';
 import { logger as rootLogger, type StructuredLogger } from '../log.ts';
 import { errorResponse, json } from './errors.ts';
-import { IDEMPOTENCY_KEY } from './schemas.ts';
+import { IDEMPOTENCY_KEY } from './params.ts';
 
 export type Event = APIGatewayProxyEventV2WithIAMAuthorizer;
 export type Result = APIGatewayProxyStructuredResultV2;

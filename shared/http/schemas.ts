@@ -1,11 +1,9 @@
-/** Request schemas (zod). A refused request gets a 400 that names the field, and nothing is written. */
-import { z } from 'zod/mini';
+/** Request body schemas (zod). A refused request gets a 400 that names the field, and nothing is written. */
+import * as z from 'zod/mini';
+import { name } from './params.ts';
 
-z.config(z.locales.en());
+export { IDEMPOTENCY_KEY, NAME, NamePath, OwnerQuery, PoolPath } from './params.ts';
 
-export const NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/;
-
-const name = z.string().check(z.regex(NAME, 'must match ^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$'));
 const instanceType = z
   .string()
   .check(z.regex(/^[a-z][a-z0-9-]*\.[a-z0-9-]+$/, 'must be an EC2 instance type'));
@@ -75,13 +73,3 @@ export const PutPoolBody = z.strictObject({
   }),
   scope: z.optional(z.enum(['shared', 'private'])),
 });
-
-export const NamePath = z.object({ name });
-export const PoolPath = z.object({ pool: name });
-
-const principalArn = z
-  .string()
-  .check(z.regex(/^arn:aws[a-z-]*:(iam|sts)::\d{12}:[\x21-\x7e]{1,1900}$/, 'must be an IAM principal ARN'));
-export const OwnerQuery = z.object({ owner: z.optional(principalArn) });
-
-export const IDEMPOTENCY_KEY = /^[A-Za-z0-9_.:-]{1,128}$/;

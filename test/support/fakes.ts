@@ -184,7 +184,10 @@ export class FakeCompute implements Compute {
   readonly noCapacity = new Set<string>();
   private counter = 0;
 
-  constructor(private readonly clock: Clock) {}
+  constructor(
+    private readonly clock: Clock,
+    private readonly stage = 'test',
+  ) {}
 
   reset(): void {
     this.faults.reset();
@@ -201,14 +204,19 @@ export class FakeCompute implements Compute {
     this.calls.push({ method: 'findBatchInstances', args: { annexId, batch } });
     this.faults.check('findBatchInstances');
     return this.running()
-      .filter((i) => i.tags['annex:id'] === annexId && i.tags['annex:batch'] === String(batch))
+      .filter(
+        (i) =>
+          i.tags['annex:id'] === annexId &&
+          i.tags['annex:stage'] === this.stage &&
+          i.tags['annex:batch'] === String(batch),
+      )
       .map(clone);
   }
   async listAnnexInstances(annexId: string): Promise<LaunchedInstance[]> {
     this.calls.push({ method: 'listAnnexInstances', args: { annexId } });
     this.faults.check('listAnnexInstances');
     return this.running()
-      .filter((i) => i.tags['annex:id'] === annexId)
+      .filter((i) => i.tags['annex:id'] === annexId && i.tags['annex:stage'] === this.stage)
       .map(clone);
   }
   async launch(req: LaunchRequest): Promise<LaunchResult> {
@@ -368,6 +376,10 @@ export class FakeSchedules implements ExpirySchedules {
     this.faults.check('cancel');
     this.schedules.delete(this.key(annexId, expiresAt));
   }
+  async move(annexId: string, from: string, to: string): Promise<void> {
+    await this.schedule(annexId, to);
+    if (this.key(annexId, from) !== this.key(annexId, to)) await this.cancel(annexId, from);
+  }
   async list(): Promise<{ annexId: string; fireAt: string }[]> {
     this.faults.check('list');
     return [...this.schedules.values()].map(clone);
@@ -394,3 +406,30 @@ export const silentLogger = (): Logger & {
     error: (message, fields) => lines.push({ level: 'error', message, fields }),
   };
 };
+
+/**
+ * An InMemoryLeaseStore that stamps `updatedAt` on every change as the DynamoDB adapter does (the
+ * event's time, else now), so "how long has this annex been in this state" (the sweep's stuck and
+ * half-way-termination checks) reads as it does in production. InMemoryLeaseStore leaves
+ * `updatedAt` at the creation time.
+ */
+export class StampingLeaseStore extends InMemoryLeaseStore {
+  constructor(private readonly clock: Clock) {
+    super();
+  }
+  override async updateAnnex(annex: Annex, changes: AnnexChanges, event?: AnnexEvent): Promise<Annex> {
+    return super.updateAnnex(annex, this.stamped(annex, changes, event), event);
+  }
+  override async startBatch(
+    annex: Annex,
+    changes: AnnexChanges,
+    claim: AddNodesClaim,
+    event: AnnexEvent,
+  ): Promise<Annex> {
+    return super.startBatch(annex, this.stamped(annex, changes, event), claim, event);
+  }
+  private stamped(annex: Annex, changes: AnnexChanges, event?: AnnexEvent): AnnexChanges {
+    if (changes.updatedAt !== undefined && changes.updatedAt !== annex.updatedAt) return changes;
+    return { ...changes, updatedAt: event?.at ?? this.clock.now().toISOString() };
+  }
+}

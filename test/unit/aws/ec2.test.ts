@@ -59,6 +59,7 @@ describe('Ec2Compute', () => {
         region: 'us-east-1',
         credentials: { accessKeyId: 'AKIDEXAMPLE', secretAccessKey: 'not-a-secret' },
       }),
+      'test',
     );
   });
 
@@ -452,13 +453,14 @@ describe('Ec2Compute', () => {
       for (const input of calls) {
         expect(input.Filters).toEqual([
           { Name: `tag:${TAG.id}`, Values: ['ax-0123456789abcdef0123'] },
+          { Name: `tag:${TAG.stage}`, Values: ['test'] },
           { Name: `tag:${TAG.batch}`, Values: ['2'] },
           {
             Name: 'instance-state-name',
             Values: expect.arrayContaining(['pending', 'running', 'stopping', 'stopped', 'shutting-down']),
           },
         ]);
-        expect(input.Filters?.[2]?.Values).not.toContain('terminated');
+        expect(input.Filters?.[3]?.Values).not.toContain('terminated');
       }
     });
 
@@ -494,6 +496,7 @@ describe('Ec2Compute', () => {
       const [input] = ec2Mock.commandCalls(DescribeInstancesCommand).map((c) => c.args[0].input);
       expect(input?.Filters).toEqual([
         { Name: `tag:${TAG.id}`, Values: ['ax-1'] },
+        { Name: `tag:${TAG.stage}`, Values: ['test'] },
         { Name: 'instance-state-name', Values: ['pending', 'running', 'stopping', 'stopped'] },
       ]);
     });
