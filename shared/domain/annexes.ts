@@ -171,7 +171,7 @@ export const createAnnex = async (
     ...(input.userData === undefined ? {} : { userData: input.userData }),
   };
   const annex: Annex = {
-    id: annexIdFor(caller.principalArn, idempotencyKey),
+    id: annexIdFor(deps.settings.stage, caller.principalArn, idempotencyKey),
     name: input.name,
     owner: caller.principalArn,
     pool: pool.name,
@@ -559,6 +559,9 @@ export const endAnnex = async (
   if (current.state !== 'TERMINATING') {
     assertTransition(current, 'TERMINATING');
     current = await deps.store.updateAnnex(current, { state: 'TERMINATING', endReason: reason }, cause);
+  } else {
+    // Resuming a termination that stopped half-way: the audit trail says who resumed it and why.
+    await deps.store.appendEvent(cause);
   }
   const [recorded, tagged] = await Promise.all([
     deps.store.listInstances(current.id),

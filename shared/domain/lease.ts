@@ -67,13 +67,14 @@ export const leaseExpiry = (
 const hex = (value: string): string => createHash('sha256').update(value).digest('hex');
 
 /**
- * An annex id. With an idempotency key it is derived from the owner and the key, so the same
- * request always lands on the same annex (and the same EC2 client tokens).
+ * An annex id. With an idempotency key it is derived from the stage, the owner and the key, so the
+ * same request always lands on the same annex (and the same EC2 client tokens), and the same key
+ * used against two stages of one account gives two annexes with distinct client tokens.
  */
-export const annexIdFor = (owner: string, idempotencyKey?: string): string =>
+export const annexIdFor = (stage: string, owner: string, idempotencyKey?: string): string =>
   idempotencyKey === undefined
     ? `ax-${randomBytes(10).toString('hex')}`
-    : `ax-${hex(`${owner}\n${idempotencyKey}`).slice(0, 20)}`;
+    : `ax-${hex(`${stage}\n${owner}\n${idempotencyKey}`).slice(0, 20)}`;
 
 /** EC2 ClientToken for one launch attempt of one batch (≤ 64 ASCII characters). */
 export const clientToken = (annexId: string, batch: number, attempt: number): string =>

@@ -80,8 +80,6 @@ export interface InstanceRecord {
   totalSlots?: number;
   /** Since when no slot has been claimed (absent while any slot is claimed). */
   idleSince?: string;
-  /** Why the control plane terminated this instance, when it did. */
-  terminationReason?: EndReason;
 }
 
 export interface AnnexEvent {

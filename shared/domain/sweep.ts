@@ -96,8 +96,14 @@ export const sweep = async (deps: SweepDeps): Promise<SweepReport> => {
   const liveById = new Map(live.map((a) => [a.id, a]));
   const taggedByAnnex = groupBy(tagged, (i) => i.annexId);
 
-  await mapLimit(live, deps.sweep.concurrency, (annex) =>
-    guarded('lease', annex.id, () => checkLease(deps, annex, taggedByAnnex.get(annex.id) ?? [], act)),
+  await mapLimit(live, deps.sweep.concurrency, (listed) =>
+    guarded('lease', listed.id, async () => {
+      // The live index is eventually consistent and may predate an extension: act on the annex
+      // as the table has it now (one consistent read per live lease).
+      const annex = await deps.store.getAnnex(listed.id);
+      if (annex === undefined || isEnded(annex.state)) return;
+      await checkLease(deps, annex, taggedByAnnex.get(annex.id) ?? [], act);
+    }),
   );
 
   const orphans = tagged.filter(
@@ -134,11 +140,11 @@ const checkLease = async (
       at: toIso(now),
       type: 'expired',
       message: `lease ended at ${annex.expiresAt}; ended by the sweep`,
-      reason: 'expired',
+      reason,
     });
     act({
       action: 'end-annex',
-      reason: 'expired',
+      reason,
       annexId: annex.id,
       instanceIds: tagged.map((i) => i.instanceId),
     });
@@ -334,12 +340,12 @@ const reconcileSchedules = async (
   const fireSecond = (iso: string) => Math.ceil(Date.parse(iso) / 1000);
   const scheduled = new Set(existing.map((s) => `${s.annexId}@${fireSecond(s.fireAt)}`));
   await mapLimit(existing, deps.sweep.concurrency, async (s) => {
-    const annex = liveById.get(s.annexId);
-    if (annex === undefined) {
-      if (!(await isReallyEnded(deps, s.annexId))) return;
-    } else if (fireSecond(annex.expiresAt) === fireSecond(s.fireAt)) {
+    const listed = liveById.get(s.annexId);
+    if (listed !== undefined && fireSecond(listed.expiresAt) === fireSecond(s.fireAt)) return;
+    // About to delete: confirm with a consistent read (the index lags, and may predate an extension).
+    const annex = await deps.store.getAnnex(s.annexId);
+    if (annex !== undefined && isLive(annex.state) && fireSecond(annex.expiresAt) === fireSecond(s.fireAt))
       return;
-    }
     await deps.schedules.cancel(s.annexId, s.fireAt);
     act({ action: 'delete-schedule', reason: 'leak', annexId: s.annexId });
   });

@@ -193,7 +193,7 @@ describe('createAnnex', () => {
   });
 
   it('terminates what it launched when the annex was ended during the launch', async () => {
-    const id = annexIdFor(alice.principalArn, 'key-race');
+    const id = annexIdFor('test', alice.principalArn, 'key-race');
     // A concurrent delete moves the annex on while EC2 is launching (and found nothing to stop).
     compute.afterLaunch = () => {
       const live = store.annexes.get(id);

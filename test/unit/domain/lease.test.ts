@@ -64,13 +64,20 @@ describe('state machine', () => {
 
 describe('identifiers', () => {
   it('derives the same annex id from the same owner and idempotency key', () => {
-    expect(annexIdFor('arn:a', 'k1')).toBe(annexIdFor('arn:a', 'k1'));
-    expect(annexIdFor('arn:a', 'k1')).not.toBe(annexIdFor('arn:b', 'k1'));
-    expect(annexIdFor('arn:a')).not.toBe(annexIdFor('arn:a'));
+    expect(annexIdFor('dev', 'arn:a', 'k1')).toBe(annexIdFor('dev', 'arn:a', 'k1'));
+    expect(annexIdFor('dev', 'arn:a', 'k1')).not.toBe(annexIdFor('dev', 'arn:b', 'k1'));
+    expect(annexIdFor('dev', 'arn:a')).not.toBe(annexIdFor('dev', 'arn:a'));
+  });
+
+  it('gives the same key in two stages two annexes, so their client tokens differ too', () => {
+    expect(annexIdFor('dev', 'arn:a', 'k1')).not.toBe(annexIdFor('prod', 'arn:a', 'k1'));
+    expect(clientToken(annexIdFor('dev', 'arn:a', 'k1'), 1, 0)).not.toBe(
+      clientToken(annexIdFor('prod', 'arn:a', 'k1'), 1, 0),
+    );
   });
 
   it('keeps client tokens within EC2’s 64 ASCII characters', () => {
-    const token = clientToken(annexIdFor('arn:a', 'k'), 9999, 99);
+    const token = clientToken(annexIdFor('a-stage-name-of-thirty-one-char', 'arn:a', 'k'), 9999, 99);
     expect(token.length).toBeLessThanOrEqual(64);
     expect(token).toMatch(/^[\x21-\x7e]+$/);
   });

@@ -1,0 +1,143 @@
+// A pass-through HTTP proxy in front of moto server that closes two gaps between moto and AWS
+// which concurrent tests run into (TOOLCHAIN.md lists moto's gaps):
+//
+// - RunInstances ClientToken: moto stores the token but launches again. On AWS a repeated token
+//   returns the first reservation, or IdempotentParameterMismatch when the other parameters differ.
+//   Here the first RunInstances with a token is forwarded; another one with that token, even while
+//   the first is still in flight, gets the first one's answer if its request is the same, and that
+//   error if not. A failed launch registers nothing, as on AWS. `runInstances` records them all.
+// - Thread safety: moto's threaded server runs requests concurrently over shared dicts (SSM
+//   DescribeParameters iterates its parameters while another request deletes one, and answers
+//   HTTP 500). With `oneRequestAtATime`, requests reach moto one at a time (AWS is thread-safe; the
+//   races under test are between the callers' calls, which still interleave freely).
+//
+// Everything else of every service passes through untouched.
+import { createServer, type IncomingMessage } from 'node:http';
+import type { AddressInfo } from 'node:net';
+
+interface Reply {
+  status: number;
+  headers: Record<string, string>;
+  body: Buffer;
+}
+
+export interface RunInstancesSeen {
+  clientToken: string | undefined;
+  /** Answered from an earlier launch with that token instead of reaching moto. */
+  replayed: boolean;
+  /** The earlier launch with that token asked for something else (IdempotentParameterMismatch). */
+  mismatch: boolean;
+}
+
+export interface MotoShim {
+  endpoint: string;
+  /** Every RunInstances that reached the shim, in arrival order. */
+  runInstances: RunInstancesSeen[];
+  stop(): Promise<void>;
+}
+
+export interface MotoShimOptions {
+  oneRequestAtATime?: boolean;
+}
+
+const HOP_BY_HOP = new Set(['host', 'connection', 'content-length', 'transfer-encoding', 'keep-alive']);
+
+const idempotentParameterMismatch = (clientToken: string): Reply => ({
+  status: 400,
+  headers: { 'content-type': 'text/xml' },
+  body: Buffer.from(
+    '<?xml version="1.0" encoding="UTF-8"?><Response><Errors><Error><Code>IdempotentParameterMismatch</Code>' +
+      `<Message>Client token ${clientToken} was used before with different parameters</Message>` +
+      '</Error></Errors><RequestID>moto-shim</RequestID></Response>',
+  ),
+});
+
+const readBody = async (req: IncomingMessage): Promise<Buffer> => {
+  const chunks: Buffer[] = [];
+  for await (const chunk of req) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks);
+};
+
+export async function startMotoShim(target: string, options: MotoShimOptions = {}): Promise<MotoShim> {
+  const launches = new Map<string, { request: string; reply: Promise<Reply> }>();
+  const runInstances: RunInstancesSeen[] = [];
+  let queue: Promise<unknown> = Promise.resolve();
+
+  const send = async (req: IncomingMessage, body: Buffer): Promise<Reply> => {
+    const headers: Record<string, string> = {};
+    for (const [k, v] of Object.entries(req.headers)) {
+      if (!HOP_BY_HOP.has(k) && v !== undefined) headers[k] = Array.isArray(v) ? v.join(', ') : v;
+    }
+    const response = await fetch(`${target}${req.url ?? '/'}`, {
+      method: req.method ?? 'GET',
+      headers,
+      ...(body.length > 0 ? { body } : {}),
+    });
+    const replyHeaders: Record<string, string> = {};
+    response.headers.forEach((value, key) => {
+      if (!HOP_BY_HOP.has(key) && key !== 'content-encoding') replyHeaders[key] = value;
+    });
+    return {
+      status: response.status,
+      headers: replyHeaders,
+      body: Buffer.from(await response.arrayBuffer()),
+    };
+  };
+
+  const forward = (req: IncomingMessage, body: Buffer): Promise<Reply> => {
+    if (options.oneRequestAtATime !== true) return send(req, body);
+    const reply = queue.then(() => send(req, body));
+    queue = reply.catch(() => undefined);
+    return reply;
+  };
+
+  const server = createServer((req, res) => {
+    void (async () => {
+      const body = await readBody(req);
+      const form = /x-www-form-urlencoded/.test(req.headers['content-type'] ?? '')
+        ? new URLSearchParams(body.toString('utf8'))
+        : undefined;
+      let reply: Promise<Reply>;
+      if (form?.get('Action') === 'RunInstances') {
+        const clientToken = form.get('ClientToken') ?? undefined;
+        const earlier = clientToken === undefined ? undefined : launches.get(clientToken);
+        const request = body.toString('utf8');
+        const mismatch = earlier !== undefined && earlier.request !== request;
+        runInstances.push({ clientToken, replayed: earlier !== undefined && !mismatch, mismatch });
+        if (mismatch) {
+          reply = Promise.resolve(idempotentParameterMismatch(clientToken ?? ''));
+        } else {
+          reply = earlier?.reply ?? forward(req, body);
+        }
+        if (clientToken !== undefined && earlier === undefined) {
+          launches.set(clientToken, { request, reply });
+          reply.then(
+            (r) => {
+              if (r.status >= 300) launches.delete(clientToken);
+            },
+            () => launches.delete(clientToken),
+          );
+        }
+      } else {
+        reply = forward(req, body);
+      }
+      const { status, headers, body: out } = await reply;
+      res.writeHead(status, { ...headers, 'content-length': String(out.length) });
+      res.end(out);
+    })().catch((e: unknown) => {
+      if (!res.headersSent) res.writeHead(502, { 'content-type': 'text/plain' });
+      res.end(`moto shim: ${String(e)}`);
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    endpoint: `http://127.0.0.1:${port}`,
+    runInstances,
+    stop: () =>
+      new Promise<void>((resolve, reject) => {
+        server.closeAllConnections();
+        server.close((e) => (e ? reject(e) : resolve()));
+      }),
+  };
+}
