@@ -441,7 +441,13 @@ export const addNodes = async (
       if (claim.requestHash !== hash)
         throw conflict('this Idempotency-Key was already used for a different request');
       // A retry of a batch this key started: resume it if it is still launching.
-      return annex.launching?.batch === claim.batch ? provision(deps, annex) : annex;
+      if (annex.launching?.batch === claim.batch) return provision(deps, annex);
+      const launched = (await deps.store.listInstances(annex.id)).some((i) => i.batch === claim.batch);
+      if (!launched) {
+        // The sweep gave the batch up (its request died before launching): say so, don't pretend.
+        throw conflict(`batch ${claim.batch} of this Idempotency-Key was abandoned; retry with a new key`);
+      }
+      return annex;
     }
   }
   if (annex.state !== 'RUNNING') {

@@ -6,6 +6,7 @@ import {
   extendAnnex,
   getAnnexDetail,
   listAnnexes,
+  repairStuckLaunch,
   type CreateAnnexInput,
   type LaunchDeps,
 } from '../../../shared/domain/annexes.ts';
@@ -268,6 +269,20 @@ describe('addNodes', () => {
     expect(annex.state).toBe('RUNNING');
     expect(compute.launches()).toBe(2);
     expect(compute.running()).toHaveLength(3);
+  });
+
+  it('refuses a retry whose batch the sweep abandoned, instead of answering as if it launched', async () => {
+    await createAnnex(deps, alice, input());
+    // The request dies after the batch is written, before anything launches…
+    compute.faults.failNext('findBatchInstances', new Error('crash'));
+    await expect(addNodes(deps, alice, { name: 'ToddsGPU' }, { count: 1 }, 'add-1')).rejects.toThrow('crash');
+    // …and the batch is given up (as the sweep does for a stuck launch).
+    const stuck = await store.findAnnexByName(alice.principalArn, 'ToddsGPU');
+    if (stuck === undefined) throw new Error('no annex');
+    await repairStuckLaunch(deps, stuck);
+
+    await expectAnnexError(addNodes(deps, alice, { name: 'ToddsGPU' }, { count: 1 }, 'add-1'), 'Conflict');
+    expect(compute.launches()).toBe(1);
   });
 
   it('refuses to pass the per-annex instance limit', async () => {
