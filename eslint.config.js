@@ -9,6 +9,7 @@ export default tseslint.config(
       '.serverless/',
       '.esbuild/',
       'dist/',
+      'cli/dist/',
       '.annex/',
       '.bench/',
       'coverage/',

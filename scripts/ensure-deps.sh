@@ -54,6 +54,10 @@ if ! command -v java >/dev/null 2>&1; then
   step "installing Java (openjdk-17-jre-headless) for DynamoDB Local" apt_install openjdk-17-jre-headless
 fi
 
+if ! command -v shellcheck >/dev/null 2>&1; then
+  step "installing shellcheck for the image script tests" apt_install shellcheck
+fi
+
 if ! command -v python3 >/dev/null 2>&1 || ! python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
   step "installing python3-venv for moto" apt_install python3 python3-venv
 fi

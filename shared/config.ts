@@ -4,7 +4,7 @@
  * settings only functions that launch instances read.
  */
 import * as z from 'zod/mini';
-import type { LaunchSettings, Settings, SweepSettings } from './domain/ports.ts';
+import type { InstanceSettings, LaunchSettings, Settings, SweepSettings } from './domain/ports.ts';
 import type { ScheduleTarget } from './aws/schedules.ts';
 
 const list = z.pipe(
@@ -56,6 +56,14 @@ const SweepSchema = z.object({
   ANNEX_STUCK_AFTER_SECONDS: positiveInt(600),
   ANNEX_SWEEP_CONCURRENCY: positiveInt(16),
 });
+
+const InstanceSchema = z.object({
+  // An IAM role name (the instance role): what instance callers' assumed-role ARNs must name.
+  ANNEX_INSTANCE_ROLE_NAME: z.string().check(z.regex(/^[\w+=,.@-]{1,64}$/)),
+});
+
+/** How often an instance agent heartbeats (the API tells it; the sweep's idle check reads the result). */
+export const HEARTBEAT_INTERVAL_SECONDS = 60;
 
 export class ConfigError extends Error {
   override name = 'ConfigError';
@@ -130,4 +138,18 @@ export const sweepSettings = (env: NodeJS.ProcessEnv = process.env): SweepSettin
     stuckAfterSeconds: c.ANNEX_STUCK_AFTER_SECONDS,
     concurrency: c.ANNEX_SWEEP_CONCURRENCY,
   };
+};
+
+let cachedInstance: InstanceSettings | undefined;
+
+/** Who annex instances are (functions behind /v1/instances/self/*). */
+export const instanceSettings = (env: NodeJS.ProcessEnv = process.env): InstanceSettings => {
+  if (cachedInstance !== undefined && env === process.env) return cachedInstance;
+  const c = parse(InstanceSchema, env);
+  const value: InstanceSettings = {
+    instanceRoleName: c.ANNEX_INSTANCE_ROLE_NAME,
+    heartbeatIntervalSeconds: HEARTBEAT_INTERVAL_SECONDS,
+  };
+  if (env === process.env) cachedInstance = value;
+  return value;
 };

@@ -10,6 +10,8 @@ const devUser = z.object({
   secretAccessKey: z.string().min(1),
   principalArn: z.string().startsWith('arn:'),
   admin: z.boolean().optional(),
+  /** Temporary credentials (an assumed role, such as an annex instance's) carry a session token. */
+  sessionToken: z.string().min(1).optional(),
 });
 
 /** An IAM principal the local gateway knows, with the keys it signs requests with. */

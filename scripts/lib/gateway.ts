@@ -69,6 +69,8 @@ export interface GatewayOptions {
 export interface Gateway {
   url: string;
   routes: readonly HttpRoute[];
+  /** Makes another caller known from now on (say, an instance's temporary credentials). */
+  addUser(user: DevUser): void;
   stop(): Promise<void>;
 }
 
@@ -243,11 +245,15 @@ const toBuffer = (data: SourceData): Buffer =>
       ? Buffer.from(data.buffer, data.byteOffset, data.byteLength)
       : Buffer.from(data);
 
-function signer(accessKeyId: string, secretAccessKey: string, region: string, applyChecksum: boolean) {
+function signer(
+  credentials: { accessKeyId: string; secretAccessKey: string; sessionToken?: string },
+  region: string,
+  applyChecksum: boolean,
+) {
   return new SignatureV4({
     service,
     region,
-    credentials: { accessKeyId, secretAccessKey },
+    credentials,
     sha256: NodeSha256,
     uriEscapePath: true,
     applyChecksum,
@@ -260,6 +266,8 @@ export interface SignedFetchOptions {
   headers?: Record<string, string>;
   accessKeyId: string;
   secretAccessKey: string;
+  /** Temporary credentials: sent (and signed) as X-Amz-Security-Token. */
+  sessionToken?: string;
   region: string;
   /** Sign as of this time instead of now (to test clock skew). */
   signingDate?: Date;
@@ -281,7 +289,12 @@ export async function signedFetch(url: string | URL, options: SignedFetchOptions
     headers,
     body: options.body,
   });
-  const signed = await signer(options.accessKeyId, options.secretAccessKey, options.region, true).sign(
+  const credentials = {
+    accessKeyId: options.accessKeyId,
+    secretAccessKey: options.secretAccessKey,
+    ...(options.sessionToken === undefined ? {} : { sessionToken: options.sessionToken }),
+  };
+  const signed = await signer(credentials, options.region, true).sign(
     request,
     options.signingDate === undefined ? {} : { signingDate: options.signingDate },
   );
@@ -359,8 +372,28 @@ async function verifySignature(
   if (!auth.signedHeaders.includes('host') || !auth.signedHeaders.includes('x-amz-date')) {
     return { ok: false, reason: 'host and x-amz-date must be signed' };
   }
-  if (request.headers['x-amz-security-token'] !== undefined) {
-    return { ok: false, reason: 'temporary credentials (X-Amz-Security-Token) are not known locally' };
+  // Temporary credentials are valid only with their session token, and it must be signed (a token
+  // added after signing could be swapped); long-term keys never carry one.
+  const token = request.headers['x-amz-security-token'];
+  if (user.sessionToken === undefined) {
+    if (token !== undefined) {
+      return {
+        ok: false,
+        reason: `access key ${auth.accessKeyId} has no session: X-Amz-Security-Token is not valid`,
+      };
+    }
+  } else {
+    if (token === undefined) {
+      return { ok: false, reason: `temporary access key ${auth.accessKeyId} needs X-Amz-Security-Token` };
+    }
+    if (!auth.signedHeaders.includes('x-amz-security-token')) {
+      return { ok: false, reason: 'x-amz-security-token must be signed' };
+    }
+    const sent = Buffer.from(token, 'utf8');
+    const known = Buffer.from(user.sessionToken, 'utf8');
+    if (sent.length !== known.length || !timingSafeEqual(sent, known)) {
+      return { ok: false, reason: `the session token of ${auth.accessKeyId} does not match` };
+    }
   }
   // The signer trusts this header as the payload hash, so it must be the body's real hash.
   const claimedHash = request.headers['x-amz-content-sha256'];
@@ -375,7 +408,11 @@ async function verifySignature(
     signedHeaderValues[name] = value;
   }
 
-  const expected = await signer(user.accessKeyId, user.secretAccessKey, region, false).sign(
+  const expected = await signer(
+    { accessKeyId: user.accessKeyId, secretAccessKey: user.secretAccessKey },
+    region,
+    false,
+  ).sign(
     new HttpRequest({
       method: request.method,
       protocol: 'http:',
@@ -733,6 +770,10 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   return {
     url: `http://${host}:${port}`,
     routes,
+    addUser: (user) => {
+      if (users.has(user.accessKeyId)) throw new Error(`access key ${user.accessKeyId} is already known`);
+      users.set(user.accessKeyId, user);
+    },
     stop: () =>
       new Promise<void>((resolve, reject) => {
         server.close((error) => (error ? reject(error) : resolve()));

@@ -74,8 +74,15 @@ export interface LocalStack {
   subnetIds: string[];
   securityGroupIds: string[];
   instanceProfileArn: string;
-  /** A signed API client acting as the named dev user. */
-  as(userName: string): ApiClient;
+  /** The role annex instances run with (what instance callers' assumed-role ARNs name). */
+  instanceRoleName: string;
+  /** A signed API client acting as the named dev user, or as the given caller. */
+  as(user: string | DevUser): ApiClient;
+  /**
+   * Credentials as EC2 gives an instance of the instance profile (temporary keys and a session
+   * token; principal `assumed-role/<instance role>/<instance id>`), made known to the gateway.
+   */
+  instanceCredentials(instanceId: string): DevUser;
   /** SDK client config for talking to the emulators directly. */
   clientConfig(service: 'dynamodb' | 'moto'): {
     endpoint: string;
@@ -166,6 +173,7 @@ const seedMoto = async (motoEndpoint: string, stage: string) => {
     schedulerRoleArn: schedulerRole.Role?.Arn ?? '',
     expireFunctionArn: `arn:aws:lambda:${REGION}:123456789012:function:annex-${stage}-expire`,
     instanceProfileArn: profile.InstanceProfile?.Arn ?? '',
+    instanceRoleName: roleName,
     imageId,
     subnetIds: subnetIds.slice(0, 2),
     securityGroupIds,
@@ -180,6 +188,7 @@ export const apiClient = (apiUrl: string, user: DevUser): ApiClient => ({
       headers: { ...(body === undefined ? {} : { 'content-type': 'application/json' }), ...headers },
       accessKeyId: user.accessKeyId,
       secretAccessKey: user.secretAccessKey,
+      ...(user.sessionToken === undefined ? {} : { sessionToken: user.sessionToken }),
       region: REGION,
     });
     const text = await response.text();
@@ -231,6 +240,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     ANNEX_SCHEDULE_GROUP: seeded.scheduleGroup,
     ANNEX_EXPIRE_FUNCTION_ARN: seeded.expireFunctionArn,
     ANNEX_SCHEDULER_ROLE_ARN: seeded.schedulerRoleArn,
+    ANNEX_INSTANCE_ROLE_NAME: seeded.instanceRoleName,
   });
   delete process.env.AWS_PROFILE;
 
@@ -243,10 +253,23 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     log,
   });
 
-  const as = (name: string): ApiClient => {
-    const user = users.find((u) => u.name === name);
-    if (user === undefined) throw new Error(`no dev user named ${name}`);
+  const as = (who: string | DevUser): ApiClient => {
+    const user = typeof who === 'string' ? users.find((u) => u.name === who) : who;
+    if (user === undefined) throw new Error(`no dev user named ${String(who)}`);
     return apiClient(gateway.url, user);
+  };
+
+  const instanceCredentials = (instanceId: string): DevUser => {
+    const user: DevUser = {
+      name: instanceId,
+      // Temporary keys look like ASIA…; these are random and known only to this gateway.
+      accessKeyId: `ASIA${randomBytes(8).toString('hex').toUpperCase()}`,
+      secretAccessKey: randomBytes(30).toString('base64'),
+      sessionToken: randomBytes(48).toString('base64'),
+      principalArn: `arn:aws:sts::123456789012:assumed-role/${seeded.instanceRoleName}/${instanceId}`,
+    };
+    gateway.addUser(user);
+    return user;
   };
 
   if (options.seedPool ?? true) {
@@ -273,6 +296,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     motoEndpoint: options.motoEndpoint,
     ...seeded,
     as,
+    instanceCredentials,
     clientConfig: (service) => ({
       endpoint: service === 'dynamodb' ? options.dynamoEndpoint : options.motoEndpoint,
       region: REGION,

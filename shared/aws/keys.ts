@@ -12,7 +12,7 @@ export interface Key {
 /** Live annexes are spread over this many partitions of the sparse `live` index. */
 export const LIVE_SHARDS = 4;
 
-export const INDEX = { byOwner: 'byOwner', live: 'live' } as const;
+export const INDEX = { byOwner: 'byOwner', live: 'live', liveInstances: 'liveInstances' } as const;
 
 const annexPk = (annexId: string): string => `ANNEX#${annexId}`;
 const ownerPk = (owner: string): string => `OWNER#${owner}`;
@@ -26,6 +26,8 @@ export const keys = {
     SK: `INSTANCE#${instanceId}`,
   }),
   instancePrefix: 'INSTANCE#',
+  /** Which annex an instance belongs to: read by instance id alone (bootstrap, heartbeat). */
+  instanceLookup: (instanceId: string): Key => ({ PK: `INSTANCE#${instanceId}`, SK: 'ANNEX' }),
   event: (annexId: string, at: string, suffix: string): Key => ({
     PK: annexPk(annexId),
     SK: `EVENT#${at}#${suffix}`,
@@ -61,7 +63,23 @@ export const keys = {
   liveShard: (annexId: string): string =>
     `LIVE#${createHash('sha256').update(annexId).digest().readUInt32BE(0) % LIVE_SHARDS}`,
   allLiveShards: (): string[] => Array.from({ length: LIVE_SHARDS }, (_, i) => `LIVE#${i}`),
+
+  /** liveInstances index: instances not yet terminated, in their annex's shard, grouped by annex. */
+  liveInstance: (annexId: string, instanceId: string) => ({
+    liveInstanceShard: `LIVE#${createHash('sha256').update(annexId).digest().readUInt32BE(0) % LIVE_SHARDS}`,
+    liveInstanceSk: `${annexId}#${instanceId}`,
+  }),
 };
 
 /** Attributes that only exist for the table's sake and are stripped when items are read. */
-export const KEY_ATTRIBUTES = ['PK', 'SK', 'ownerPk', 'ownerSk', 'liveShard', 'entity', 'ttl'] as const;
+export const KEY_ATTRIBUTES = [
+  'PK',
+  'SK',
+  'ownerPk',
+  'ownerSk',
+  'liveShard',
+  'liveInstanceShard',
+  'liveInstanceSk',
+  'entity',
+  'ttl',
+] as const;

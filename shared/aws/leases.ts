@@ -22,8 +22,15 @@ import {
 } from '@aws-sdk/lib-dynamodb';
 import { conflict, isAnnexError, upstreamUnavailable } from '../domain/errors.ts';
 import { isEnded } from '../domain/lease.ts';
-import type { Annex, AnnexEvent, InstanceRecord, InstanceState, Pool } from '../domain/model.ts';
-import type { AddNodesClaim, AnnexChanges, LeaseStore } from '../domain/ports.ts';
+import type {
+  Annex,
+  AnnexEvent,
+  InstanceRecord,
+  InstanceState,
+  Interruption,
+  Pool,
+} from '../domain/model.ts';
+import type { AddNodesClaim, AnnexChanges, HeartbeatRecord, LeaseStore } from '../domain/ports.ts';
 import { INDEX, KEY_ATTRIBUTES, keys } from './keys.ts';
 
 type Item = Record<string, unknown>;
@@ -207,6 +214,19 @@ export class DynamoLeaseStore implements LeaseStore {
     return shards.flat().sort((a, b) => (a.expiresAt < b.expiresAt ? -1 : a.expiresAt > b.expiresAt ? 1 : 0));
   }
 
+  async listLiveInstances(): Promise<InstanceRecord[]> {
+    const shards = await Promise.all(
+      keys.allLiveShards().map((shard) =>
+        this.queryAll<InstanceRecord>({
+          IndexName: INDEX.liveInstances,
+          KeyConditionExpression: 'liveInstanceShard = :shard',
+          ExpressionAttributeValues: { ':shard': shard },
+        }),
+      ),
+    );
+    return shards.flat();
+  }
+
   async updateAnnex(annex: Annex, changes: AnnexChanges, event?: AnnexEvent): Promise<Annex> {
     return this.transactUpdate(annex, changes, [], event, 'updateAnnex');
   }
@@ -247,12 +267,29 @@ export class DynamoLeaseStore implements LeaseStore {
   // ----- instances and events ----------------------------------------------------------------
 
   async putInstances(instances: InstanceRecord[]): Promise<void> {
-    for (let i = 0; i < instances.length; i += 25) {
-      let requests: Item[] = instances.slice(i, i + 25).map((inst) => ({
-        PutRequest: {
-          Item: { ...keys.instance(inst.annexId, inst.instanceId), entity: 'instance', ...inst },
+    // Two items per instance (its record and its lookup), at most 25 items per BatchWriteItem.
+    for (let i = 0; i < instances.length; i += 12) {
+      let requests: Item[] = instances.slice(i, i + 12).flatMap((inst) => [
+        {
+          PutRequest: {
+            Item: {
+              ...keys.instance(inst.annexId, inst.instanceId),
+              ...(inst.state === 'terminated' ? {} : keys.liveInstance(inst.annexId, inst.instanceId)),
+              entity: 'instance',
+              ...inst,
+            },
+          },
         },
-      }));
+        {
+          PutRequest: {
+            Item: {
+              ...keys.instanceLookup(inst.instanceId),
+              entity: 'instance-lookup',
+              annexId: inst.annexId,
+            },
+          },
+        },
+      ]);
       for (let round = 0; requests.length > 0; round++) {
         if (round >= 8) throw upstreamUnavailable('the lease table did not accept the instance records');
         if (round > 0) await new Promise((r) => setTimeout(r, 50 * 2 ** round));
@@ -278,7 +315,10 @@ export class DynamoLeaseStore implements LeaseStore {
             new UpdateCommand({
               TableName: this.tableName,
               Key: keys.instance(annexId, instanceId),
-              UpdateExpression: 'SET #state = :state, updatedAt = :at',
+              // A terminated instance leaves the liveInstances index.
+              UpdateExpression: `SET #state = :state, updatedAt = :at${
+                state === 'terminated' ? ' REMOVE liveInstanceShard, liveInstanceSk' : ''
+              }`,
               ConditionExpression: 'attribute_exists(PK)',
               ExpressionAttributeNames: { '#state': 'state' },
               ExpressionAttributeValues: { ':state': state, ':at': at },
@@ -297,6 +337,97 @@ export class DynamoLeaseStore implements LeaseStore {
       KeyConditionExpression: 'PK = :pk AND begins_with(SK, :prefix)',
       ExpressionAttributeValues: { ':pk': keys.annexPartition(annexId), ':prefix': keys.instancePrefix },
     });
+  }
+
+  async findInstanceAnnex(instanceId: string): Promise<string | undefined> {
+    const lookup = await this.get<{ annexId?: unknown }>(
+      keys.instanceLookup(instanceId),
+      'findInstanceAnnex',
+    );
+    return typeof lookup?.annexId === 'string' ? lookup.annexId : undefined;
+  }
+
+  getInstance(annexId: string, instanceId: string): Promise<InstanceRecord | undefined> {
+    return this.get<InstanceRecord>(keys.instance(annexId, instanceId), 'getInstance');
+  }
+
+  async markBootstrapped(
+    annexId: string,
+    instanceId: string,
+    at: string,
+  ): Promise<'marked' | 'already' | 'missing'> {
+    try {
+      await this.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: keys.instance(annexId, instanceId),
+          UpdateExpression: 'SET bootstrappedAt = :at',
+          ConditionExpression: 'attribute_exists(PK) AND attribute_not_exists(bootstrappedAt)',
+          ExpressionAttributeValues: { ':at': at },
+          ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
+        }),
+        'markBootstrapped',
+      );
+      return 'marked';
+    } catch (e) {
+      if (errorName(e) !== 'ConditionalCheckFailedException') throw e;
+      return (e as { Item?: unknown }).Item === undefined ? 'missing' : 'already';
+    }
+  }
+
+  async clearBootstrapped(annexId: string, instanceId: string, at: string): Promise<void> {
+    try {
+      await this.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: keys.instance(annexId, instanceId),
+          UpdateExpression: 'REMOVE bootstrappedAt',
+          ConditionExpression: 'bootstrappedAt = :at',
+          ExpressionAttributeValues: { ':at': at },
+        }),
+        'clearBootstrapped',
+      );
+    } catch (e) {
+      if (errorName(e) !== 'ConditionalCheckFailedException') throw e;
+    }
+  }
+
+  async recordHeartbeat(annexId: string, instanceId: string, heartbeat: HeartbeatRecord): Promise<boolean> {
+    const idle = heartbeat.idleSince !== undefined;
+    return this.updateInstance(
+      annexId,
+      instanceId,
+      {
+        UpdateExpression:
+          'SET lastHeartbeatAt = :at, claimedSlots = :claimed, totalSlots = :total, agentState = :agent' +
+          (idle ? ', idleSince = if_not_exists(idleSince, :idleSince)' : ' REMOVE idleSince'),
+        ExpressionAttributeValues: {
+          ':at': heartbeat.at,
+          ':claimed': heartbeat.claimedSlots,
+          ':total': heartbeat.totalSlots,
+          ':agent': heartbeat.agentState,
+          ...(idle ? { ':idleSince': heartbeat.idleSince } : {}),
+        },
+      },
+      'recordHeartbeat',
+    );
+  }
+
+  recordInterruption(
+    annexId: string,
+    instanceId: string,
+    at: string,
+    interruption: Interruption,
+  ): Promise<boolean> {
+    return this.updateInstance(
+      annexId,
+      instanceId,
+      {
+        UpdateExpression: 'SET interruptedAt = :at, interruption = :interruption',
+        ExpressionAttributeValues: { ':at': at, ':interruption': interruption },
+      },
+      'recordInterruption',
+    );
   }
 
   async appendEvent(event: AnnexEvent): Promise<void> {
@@ -410,6 +541,30 @@ export class DynamoLeaseStore implements LeaseStore {
       return translate(e, what);
     }
     return next;
+  }
+
+  /** An update of an existing instance record; false when there is none. */
+  private async updateInstance(
+    annexId: string,
+    instanceId: string,
+    update: { UpdateExpression: string; ExpressionAttributeValues: Record<string, unknown> },
+    what: string,
+  ): Promise<boolean> {
+    try {
+      await this.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: keys.instance(annexId, instanceId),
+          ConditionExpression: 'attribute_exists(PK)',
+          ...update,
+        }),
+        what,
+      );
+      return true;
+    } catch (e) {
+      if (errorName(e) !== 'ConditionalCheckFailedException') throw e;
+      return false;
+    }
   }
 
   private async get<T>(key: { PK: string; SK: string }, what: string): Promise<T | undefined> {

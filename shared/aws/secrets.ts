@@ -74,6 +74,10 @@ export class SsmSecretStore implements SecretStore {
     }
   }
 
+  getAnnexCredential(annexId: string): Promise<string> {
+    return this.getCredential(annexCredentialParameter(this.stage, annexId));
+  }
+
   async putAnnexCredential(annexId: string, value: string, tags: Record<string, string>): Promise<string> {
     const Name = annexCredentialParameter(this.stage, annexId);
     const common = {

@@ -75,6 +75,8 @@ export interface CreateAnnexInput {
   idleSeconds?: number;
   userData?: string;
   tags?: Record<string, string>;
+  /** HTCondor users whose jobs the annex runs; default: the pool's condorUser (if it has one). */
+  allowedUsers?: string[];
 }
 
 export interface ExtendAnnexInput {
@@ -186,6 +188,13 @@ export const createAnnex = async (
     updatedAt: toIso(now),
     expiresAt: toIso(expiresAt),
     requestHash: requestHash(input),
+    condor: {
+      collectorHost: pool.collectorHost,
+      collectorPort: pool.collectorPort,
+      credentialType: pool.credentialType,
+      allowedUsers: input.allowedUsers ?? (pool.condorUser === undefined ? [] : [pool.condorUser]),
+      ...(pool.trustDomain === undefined ? {} : { trustDomain: pool.trustDomain }),
+    },
     version: 1,
   };
 

@@ -50,7 +50,20 @@ export interface Annex {
   endReason?: EndReason;
   /** Hash of the create request, to tell an idempotent retry from a reused key. */
   requestHash: string;
+  /** How its instances join the pool, fixed at creation (as the credential copy is). */
+  condor?: AnnexCondor;
   version: number;
+}
+
+/** The pool an annex's instances join and whose jobs they run. */
+export interface AnnexCondor {
+  collectorHost: string;
+  collectorPort: number;
+  credentialType: CredentialType;
+  /** HTCondor users whose jobs may run (`user` or `user@domain`); empty: any user of the pool. */
+  allowedUsers: string[];
+  /** The pool's TRUST_DOMAIN, when it is not the collector host (IDTOKENS). */
+  trustDomain?: string;
 }
 
 export interface PendingBatch {
@@ -80,6 +93,21 @@ export interface InstanceRecord {
   totalSlots?: number;
   /** Since when no slot has been claimed (absent while any slot is claimed). */
   idleSince?: string;
+  /** What the agent said it is doing in its last heartbeat. */
+  agentState?: AgentState;
+  /** When the instance was given its pool credential (at most once: see shared/domain/instances.ts). */
+  bootstrappedAt?: string;
+  /** When the instance reported that EC2 is about to take it back, and what EC2 said. */
+  interruptedAt?: string;
+  interruption?: Interruption;
+}
+
+export type AgentState = 'booting' | 'joined' | 'draining';
+
+export interface Interruption {
+  action: 'terminate' | 'stop' | 'hibernate';
+  /** When EC2 said it will act (ISO 8601). */
+  time: string;
 }
 
 export interface AnnexEvent {
@@ -103,6 +131,10 @@ export interface Pool {
   collectorPort: number;
   credentialType: CredentialType;
   credentialParameter: string;
+  /** The HTCondor user an annex in this pool runs jobs for unless the annex names its own. */
+  condorUser?: string;
+  /** The pool's TRUST_DOMAIN when it is not the collector host (IDTOKENS only). */
+  trustDomain?: string;
   createdAt: string;
   updatedAt: string;
 }

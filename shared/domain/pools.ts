@@ -16,6 +16,10 @@ export interface PutPoolInput {
   collectorPort: number;
   credential: { type: CredentialType; value: string };
   scope?: PoolScope;
+  /** The HTCondor user annexes in this pool run jobs for, unless an annex names its own users. */
+  condorUser?: string;
+  /** The pool's TRUST_DOMAIN, when it is not the collector host (IDTOKENS). */
+  trustDomain?: string;
 }
 
 export const poolCredentialParameter = (
@@ -56,6 +60,8 @@ export const putPool = async (
     collectorPort: input.collectorPort,
     credentialType: input.credential.type,
     credentialParameter,
+    ...(input.condorUser === undefined ? {} : { condorUser: input.condorUser }),
+    ...(input.trustDomain === undefined ? {} : { trustDomain: input.trustDomain }),
     createdAt: existing?.scope === scope ? existing.createdAt : now,
     updatedAt: now,
   };

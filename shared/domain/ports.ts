@@ -1,11 +1,13 @@
 /** The narrow ports the domain needs from the outside world. Adapters live in shared/aws. */
 import type {
+  AgentState,
   Annex,
   AnnexEvent,
   AnnexState,
   EndReason,
   InstanceRecord,
   InstanceState,
+  Interruption,
   LaunchSpec,
   Pool,
 } from './model.ts';
@@ -50,6 +52,8 @@ export interface LeaseStore {
   findAnnexByName(owner: string, name: string): Promise<Annex | undefined>;
   listAnnexesByOwner(owner: string): Promise<Annex[]>;
   listLiveAnnexes(): Promise<Annex[]>;
+  /** Every instance record not yet terminated (the sparse liveInstances index; may lag slightly). */
+  listLiveInstances(): Promise<InstanceRecord[]>;
   /**
    * Conditional update: succeeds only if the stored version is `annex.version`; returns the new
    * annex (version + 1). Ending states release the name and leave the live index. A lost race
@@ -60,12 +64,46 @@ export interface LeaseStore {
   startBatch(annex: Annex, changes: AnnexChanges, claim: AddNodesClaim, event: AnnexEvent): Promise<Annex>;
   getAddNodesClaim(annexId: string, key: string): Promise<AddNodesClaim | undefined>;
 
+  /** Writes instance records, each with its instance → annex lookup (see findInstanceAnnex). */
   putInstances(instances: InstanceRecord[]): Promise<void>;
   setInstanceStates(annexId: string, instanceIds: string[], state: InstanceState, at: string): Promise<void>;
   listInstances(annexId: string): Promise<InstanceRecord[]>;
+  /** The annex an instance was recorded on (a consistent read of one item, never a scan). */
+  findInstanceAnnex(instanceId: string): Promise<string | undefined>;
+  getInstance(annexId: string, instanceId: string): Promise<InstanceRecord | undefined>;
+  /**
+   * Records that the instance was bootstrapped, only if it never was: a conditional write, so of
+   * any number of concurrent calls exactly one gets 'marked'.
+   */
+  markBootstrapped(
+    annexId: string,
+    instanceId: string,
+    at: string,
+  ): Promise<'marked' | 'already' | 'missing'>;
+  /** Undoes markBootstrapped(at) when the credential could not be served; anything else is kept. */
+  clearBootstrapped(annexId: string, instanceId: string, at: string): Promise<void>;
+  /** Writes the heartbeat fields; false when the instance record does not exist. */
+  recordHeartbeat(annexId: string, instanceId: string, heartbeat: HeartbeatRecord): Promise<boolean>;
+  /** false when the instance record does not exist. */
+  recordInterruption(
+    annexId: string,
+    instanceId: string,
+    at: string,
+    interruption: Interruption,
+  ): Promise<boolean>;
 
   appendEvent(event: AnnexEvent): Promise<void>;
   listEvents(annexId: string, limit: number): Promise<AnnexEvent[]>;
+}
+
+/** What a heartbeat writes on an instance record. */
+export interface HeartbeatRecord {
+  at: string;
+  claimedSlots: number;
+  totalSlots: number;
+  agentState: AgentState;
+  /** Given: set `idleSince` to this unless it is already set. Absent: remove `idleSince`. */
+  idleSince?: string;
 }
 
 export interface LaunchRequest {
@@ -134,6 +172,8 @@ export interface SecretStore {
   /** Writes (or overwrites) a pool's credential. */
   putPoolCredential(parameterName: string, value: string, tags: Record<string, string>): Promise<void>;
   getCredential(parameterName: string): Promise<string>;
+  /** The value of the per-annex copy (what an instance of that annex joins the pool with). */
+  getAnnexCredential(annexId: string): Promise<string>;
   /** Writes the per-annex copy; re-writing the same annex's copy is not an error. */
   putAnnexCredential(annexId: string, value: string, tags: Record<string, string>): Promise<string>;
   /** Deletes the per-annex copy; a missing parameter counts as deleted. */
@@ -164,6 +204,13 @@ export interface SweepSettings {
   stuckAfterSeconds: number;
   /** How many annexes the sweep works on at once. */
   concurrency: number;
+}
+
+/** Who an annex instance is, as API Gateway sees it, and how often it reports. */
+export interface InstanceSettings {
+  /** The role annex instances run with: callers are `assumed-role/<this>/<instance id>`. */
+  instanceRoleName: string;
+  heartbeatIntervalSeconds: number;
 }
 
 export interface LaunchSettings {

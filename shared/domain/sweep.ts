@@ -64,7 +64,11 @@ const ageSeconds = (now: Date, iso: string | undefined): number =>
 
 const groupBy = <T>(items: readonly T[], key: (t: T) => string): Map<string, T[]> => {
   const groups = new Map<string, T[]>();
-  for (const item of items) groups.set(key(item), [...(groups.get(key(item)) ?? []), item]);
+  for (const item of items) {
+    const group = groups.get(key(item));
+    if (group === undefined) groups.set(key(item), [item]);
+    else group.push(item);
+  }
   return groups;
 };
 
@@ -92,14 +96,28 @@ export const sweep = async (deps: SweepDeps): Promise<SweepReport> => {
 
   // EC2 first: an instance launched after the lease listing can then never be mistaken for an orphan.
   const tagged = await deps.compute.listStageInstances(deps.settings.stage);
-  const live = await deps.store.listLiveAnnexes();
+  const [live, liveInstances] = await Promise.all([
+    deps.store.listLiveAnnexes(),
+    deps.store.listLiveInstances(),
+  ]);
   const liveById = new Map(live.map((a) => [a.id, a]));
   const taggedByAnnex = groupBy(tagged, (i) => i.annexId);
+  const recordsByAnnex = groupBy(liveInstances, (r) => r.annexId);
 
-  await mapLimit(live, deps.sweep.concurrency, (listed) =>
+  // The listings decide which leases need work; in the steady state that is none, and the sweep
+  // reads O(pages), not O(leases). A lease that does is re-read consistently before anything is
+  // done (the indexes are eventually consistent and may predate an extension).
+  const due = live.filter((listed) =>
+    needsAttention(
+      deps.sweep,
+      listed,
+      recordsByAnnex.get(listed.id) ?? [],
+      taggedByAnnex.get(listed.id) ?? [],
+      startedAt,
+    ),
+  );
+  await mapLimit(due, deps.sweep.concurrency, (listed) =>
     guarded('lease', listed.id, async () => {
-      // The live index is eventually consistent and may predate an extension: act on the annex
-      // as the table has it now (one consistent read per live lease).
       const annex = await deps.store.getAnnex(listed.id);
       if (annex === undefined || isEnded(annex.state)) return;
       await checkLease(deps, annex, taggedByAnnex.get(annex.id) ?? [], act);
@@ -124,6 +142,42 @@ export const sweep = async (deps: SweepDeps): Promise<SweepReport> => {
     actions,
     errors,
   };
+};
+
+/**
+ * Whether the listed lease may need an action: the same rules as checkLease and checkInstances,
+ * evaluated on the listings alone (a false positive only costs a consistent read).
+ */
+const needsAttention = (
+  settings: SweepSettings,
+  annex: Annex,
+  records: InstanceRecord[],
+  tagged: TaggedInstance[],
+  now: Date,
+): boolean => {
+  if (Date.parse(annex.expiresAt) <= now.getTime()) return true;
+  const idleFor = ageSeconds(now, annex.updatedAt);
+  if (annex.state === 'TERMINATING') return idleFor >= settings.orphanMinAgeSeconds;
+  if ((annex.state === 'REQUESTED' || annex.state === 'LAUNCHING') && idleFor >= settings.stuckAfterSeconds) {
+    return true;
+  }
+  if (annex.state !== 'RUNNING' && annex.state !== 'LAUNCHING') return false;
+  const inEc2 = new Map(tagged.map((i) => [i.instanceId, i]));
+  const recorded = new Set(records.map((r) => r.instanceId));
+  for (const r of records) {
+    if (r.state === 'terminated') continue;
+    if (!inEc2.has(r.instanceId) && ageSeconds(now, r.launchedAt) >= settings.orphanMinAgeSeconds)
+      return true;
+    if (r.state === 'pending' && inEc2.get(r.instanceId)?.state === 'running') return true;
+    if (inEc2.has(r.instanceId) && enforcementReason(r, annex, now, settings) !== undefined) return true;
+  }
+  return tagged.some(
+    (i) =>
+      i.expiresAtTag !== annex.expiresAt ||
+      (!recorded.has(i.instanceId) &&
+        annex.launching?.batch !== i.batch &&
+        ageSeconds(now, i.launchedAt) >= settings.orphanMinAgeSeconds),
+  );
 };
 
 const checkLease = async (
@@ -215,6 +269,17 @@ const checkInstances = async (
     });
     act({ action: 'terminate-instance', reason, annexId: annex.id, instanceIds: ids });
   }
+  // Launched as pending; EC2 now runs them (on AWS the state-change events say so sooner).
+  const terminatedNow = new Set([...byReason.values()].flat());
+  const started = records
+    .filter(
+      (r) =>
+        r.state === 'pending' &&
+        inEc2.get(r.instanceId)?.state === 'running' &&
+        !terminatedNow.has(r.instanceId),
+    )
+    .map((r) => r.instanceId);
+  if (started.length > 0) await deps.store.setInstanceStates(annex.id, started, 'running', toIso(now));
   if (gone.length > 0) {
     await deps.store.setInstanceStates(annex.id, gone, 'terminated', toIso(now));
     await deps.store.appendEvent({
@@ -245,8 +310,7 @@ const checkInstances = async (
   }
 
   // An extension whose retagging did not finish: the tags follow the lease.
-  const terminated = new Set([...byReason.values()].flat());
-  const stale = tagged.filter((i) => i.expiresAtTag !== annex.expiresAt && !terminated.has(i.instanceId));
+  const stale = tagged.filter((i) => i.expiresAtTag !== annex.expiresAt && !terminatedNow.has(i.instanceId));
   if (stale.length > 0) {
     await deps.compute.retag(
       stale.map((i) => i.instanceId),

@@ -14,6 +14,8 @@ export interface AnnexView {
   securityGroupIds: string[];
   keyName?: string;
   tags: Record<string, string>;
+  /** HTCondor users whose jobs its instances run (empty: any user of the pool). */
+  allowedUsers?: string[];
   userDataBytes: number;
   requestedCount: number;
   runningCount?: number;
@@ -41,6 +43,7 @@ export const annexView = (annex: Annex, instances?: InstanceRecord[]): AnnexView
   securityGroupIds: annex.spec.securityGroupIds,
   ...(annex.spec.keyName === undefined ? {} : { keyName: annex.spec.keyName }),
   tags: annex.spec.tags,
+  ...(annex.condor === undefined ? {} : { allowedUsers: annex.condor.allowedUsers }),
   userDataBytes: annex.spec.userData === undefined ? 0 : Buffer.byteLength(annex.spec.userData, 'utf8'),
   requestedCount: annex.requestedCount,
   ...(instances === undefined ? {} : { runningCount: instances.filter((i) => ACTIVE.has(i.state)).length }),
@@ -64,6 +67,14 @@ export const instanceView = (i: InstanceRecord) => ({
   ...(i.availabilityZone === undefined ? {} : { availabilityZone: i.availabilityZone }),
   ...(i.privateIpAddress === undefined ? {} : { privateIpAddress: i.privateIpAddress }),
   ...(i.publicIpAddress === undefined ? {} : { publicIpAddress: i.publicIpAddress }),
+  // What the instance itself reported (never its credential).
+  ...(i.bootstrappedAt === undefined ? {} : { bootstrappedAt: i.bootstrappedAt }),
+  ...(i.lastHeartbeatAt === undefined ? {} : { lastHeartbeatAt: i.lastHeartbeatAt }),
+  ...(i.agentState === undefined ? {} : { agentState: i.agentState }),
+  ...(i.claimedSlots === undefined ? {} : { claimedSlots: i.claimedSlots }),
+  ...(i.totalSlots === undefined ? {} : { totalSlots: i.totalSlots }),
+  ...(i.idleSince === undefined ? {} : { idleSince: i.idleSince }),
+  ...(i.interruption === undefined ? {} : { interruption: i.interruption }),
 });
 
 export const eventView = (e: AnnexEvent) => ({
@@ -82,6 +93,8 @@ export const poolView = (p: Pool) => ({
   collectorHost: p.collectorHost,
   collectorPort: p.collectorPort,
   credentialType: p.credentialType,
+  ...(p.condorUser === undefined ? {} : { condorUser: p.condorUser }),
+  ...(p.trustDomain === undefined ? {} : { trustDomain: p.trustDomain }),
   createdAt: p.createdAt,
   updatedAt: p.updatedAt,
 });

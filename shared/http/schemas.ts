@@ -1,5 +1,6 @@
 /** Request body schemas (zod). A refused request gets a 400 that names the field, and nothing is written. */
 import * as z from 'zod/mini';
+import { CONDOR_USER, MAX_ALLOWED_USERS } from '../boot/condor-config.ts';
 import { name } from './params.ts';
 
 export { IDEMPOTENCY_KEY, NAME, NamePath, OwnerQuery, PoolPath } from './params.ts';
@@ -19,6 +20,13 @@ const tagKey = z.string().check(
 const tags = z
   .record(tagKey, z.string().check(z.maxLength(256)))
   .check(z.refine((t) => Object.keys(t).length <= 40, 'at most 40 tags'));
+
+const condorUser = z
+  .string()
+  .check(z.regex(CONDOR_USER, 'must be an HTCondor user name: user or user@domain ([A-Za-z0-9._-])'));
+const host = z
+  .string()
+  .check(z.regex(/^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$/, 'must be a host name or IPv4 address'));
 
 export const CreateAnnexBody = z.strictObject({
   name,
@@ -42,6 +50,7 @@ export const CreateAnnexBody = z.strictObject({
   idleSeconds: z.optional(seconds(60, 7 * 24 * 3600)),
   userData: z.optional(utf8Bytes(16384)),
   tags: z.optional(tags),
+  allowedUsers: z.optional(z.array(condorUser).check(z.minLength(1), z.maxLength(MAX_ALLOWED_USERS))),
 });
 
 export const ExtendAnnexBody = z
@@ -63,13 +72,13 @@ export const AddNodesBody = z.strictObject({
 });
 
 export const PutPoolBody = z.strictObject({
-  collectorHost: z
-    .string()
-    .check(z.regex(/^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$/, 'must be a host name or IPv4 address')),
+  collectorHost: host,
   collectorPort: z.optional(z.int().check(z.gte(1), z.lte(65535))),
   credential: z.strictObject({
     type: z.enum(['password', 'idtokens-signing-key']),
     value: z.string().check(z.minLength(8), z.maxLength(4096)),
   }),
   scope: z.optional(z.enum(['shared', 'private'])),
+  condorUser: z.optional(condorUser),
+  trustDomain: z.optional(host),
 });

@@ -59,7 +59,10 @@ const startByHand = async (tags: Record<string, string>) => {
         ? {}
         : {
             TagSpecifications: [
-              { ResourceType: 'instance', Tags: Object.entries(tags).map(([Key, Value]) => ({ Key, Value })) },
+              {
+                ResourceType: 'instance',
+                Tags: Object.entries(tags).map(([Key, Value]) => ({ Key, Value })),
+              },
             ],
           }),
     }),
@@ -74,7 +77,10 @@ describe('enforcement on the local stack', () => {
     // Prepare: a stranger's instance claiming an unknown annex of this stage, one of another
     // stage, one untagged; and a 60-second annex.
     const orphan = await startByHand({ 'annex:id': 'ax-00000000000000000000', 'annex:stage': stack.stage });
-    const otherStage = await startByHand({ 'annex:id': 'ax-00000000000000000001', 'annex:stage': 'elsewhere' });
+    const otherStage = await startByHand({
+      'annex:id': 'ax-00000000000000000001',
+      'annex:stage': 'elsewhere',
+    });
     const untagged = await startByHand({});
     const alice = stack.as('alice');
     const created = await alice.request<{ annex: { id: string; expiresAt: string } }>('POST', '/v1/annexes', {
@@ -86,7 +92,9 @@ describe('enforcement on the local stack', () => {
     expect(created.status).toBe(201);
     const { id, expiresAt } = created.body.annex;
     const scheduleName = `${id}-${Math.ceil(Date.parse(expiresAt) / 1000)}`;
-    const schedule = await scheduler.send(new GetScheduleCommand({ GroupName: stack.scheduleGroup, Name: scheduleName }));
+    const schedule = await scheduler.send(
+      new GetScheduleCommand({ GroupName: stack.scheduleGroup, Name: scheduleName }),
+    );
     expect(schedule.ScheduleExpression).toBe(
       `at(${new Date(Math.ceil(Date.parse(expiresAt) / 1000) * 1000).toISOString().slice(0, 19)})`,
     );
@@ -111,7 +119,9 @@ describe('enforcement on the local stack', () => {
     }>('GET', '/v1/annexes/one-minute');
     expect(detail.body.annex).toMatchObject({ state: 'TERMINATED', endReason: 'expired' });
     expect(detail.body.instances.every((i) => i.state === 'terminated')).toBe(true);
-    expect(detail.body.events).toContainEqual(expect.objectContaining({ type: 'expired', reason: 'expired' }));
+    expect(detail.body.events).toContainEqual(
+      expect.objectContaining({ type: 'expired', reason: 'expired' }),
+    );
     await expect(
       ssm.send(new GetParameterCommand({ Name: `/annex/${stack.stage}/annexes/${id}/pool-credentials` })),
     ).rejects.toMatchObject({ name: 'ParameterNotFound' });
@@ -134,13 +144,17 @@ describe('enforcement on the local stack', () => {
       durationSeconds: 600,
     });
     const { id, expiresAt } = created.body.annex;
-    const extended = await alice.request<{ annex: { expiresAt: string } }>('POST', '/v1/annexes/extended/extend', {
-      durationSeconds: 3600,
-    });
-    expect(extended.status).toBe(200);
-    const names = (await scheduler.send(new ListSchedulesCommand({ GroupName: stack.scheduleGroup }))).Schedules?.map(
-      (s) => s.Name,
+    const extended = await alice.request<{ annex: { expiresAt: string } }>(
+      'POST',
+      '/v1/annexes/extended/extend',
+      {
+        durationSeconds: 3600,
+      },
     );
+    expect(extended.status).toBe(200);
+    const names = (
+      await scheduler.send(new ListSchedulesCommand({ GroupName: stack.scheduleGroup }))
+    ).Schedules?.map((s) => s.Name);
     expect(names).toContain(`${id}-${Math.ceil(Date.parse(extended.body.annex.expiresAt) / 1000)}`);
     expect(names).not.toContain(`${id}-${Math.ceil(Date.parse(expiresAt) / 1000)}`);
 
@@ -148,9 +162,9 @@ describe('enforcement on the local stack', () => {
     const { handler } = await import('../../handlers/expire.ts');
     const result = await handler({ annexId: id, expiresAt });
     expect(result.state).toBe('RUNNING');
-    expect((await alice.request<{ annex: { state: string } }>('GET', '/v1/annexes/extended')).body.annex.state).toBe(
-      'RUNNING',
-    );
+    expect(
+      (await alice.request<{ annex: { state: string } }>('GET', '/v1/annexes/extended')).body.annex.state,
+    ).toBe('RUNNING');
     expect((await alice.request('DELETE', '/v1/annexes/extended')).status).toBe(202);
   });
 });

@@ -41,11 +41,15 @@ describe('DynamoDB Local', () => {
     const indexes = Object.fromEntries(
       (table?.GlobalSecondaryIndexes ?? []).map((index) => [index.IndexName, index]),
     );
-    expect(Object.keys(indexes).sort()).toEqual(['byOwner', 'live']);
+    expect(Object.keys(indexes).sort()).toEqual(['byOwner', 'live', 'liveInstances']);
     expect(indexes.byOwner?.IndexStatus).toBe('ACTIVE');
     expect(indexes.live?.KeySchema).toEqual([
       { AttributeName: 'liveShard', KeyType: 'HASH' },
       { AttributeName: 'expiresAt', KeyType: 'RANGE' },
+    ]);
+    expect(indexes.liveInstances?.KeySchema).toEqual([
+      { AttributeName: 'liveInstanceShard', KeyType: 'HASH' },
+      { AttributeName: 'liveInstanceSk', KeyType: 'RANGE' },
     ]);
     const { TimeToLiveDescription: ttl } = await dynamo.send(
       new DescribeTimeToLiveCommand({ TableName: tableName }),

@@ -5,13 +5,21 @@
  */
 import { AnnexError, conflict } from '../../shared/domain/errors.ts';
 import { isEnded } from '../../shared/domain/lease.ts';
-import type { Annex, AnnexEvent, InstanceRecord, InstanceState, Pool } from '../../shared/domain/model.ts';
+import type {
+  Annex,
+  AnnexEvent,
+  InstanceRecord,
+  InstanceState,
+  Interruption,
+  Pool,
+} from '../../shared/domain/model.ts';
 import type {
   AddNodesClaim,
   AnnexChanges,
   Clock,
   Compute,
   ExpirySchedules,
+  HeartbeatRecord,
   LaunchedInstance,
   LaunchRequest,
   LaunchResult,
@@ -56,10 +64,20 @@ export class InMemoryLeaseStore implements LeaseStore {
   readonly instances = new Map<string, InstanceRecord>();
   readonly events: AnnexEvent[] = [];
   readonly addClaims = new Map<string, AddNodesClaim>();
+  /** instance id → annex id, written with the instance records (as the DynamoDB lookup items). */
+  readonly instanceLookups = new Map<string, string>();
 
   reset(): void {
     this.faults.reset();
-    for (const m of [this.pools, this.annexes, this.nameClaims, this.instances, this.addClaims]) m.clear();
+    for (const m of [
+      this.pools,
+      this.annexes,
+      this.nameClaims,
+      this.instances,
+      this.addClaims,
+      this.instanceLookups,
+    ])
+      m.clear();
     this.events.length = 0;
   }
 
@@ -101,6 +119,10 @@ export class InMemoryLeaseStore implements LeaseStore {
   async listAnnexesByOwner(owner: string): Promise<Annex[]> {
     return [...this.annexes.values()].filter((a) => a.owner === owner).map(clone);
   }
+  async listLiveInstances(): Promise<InstanceRecord[]> {
+    this.faults.check('listLiveInstances');
+    return [...this.instances.values()].filter((i) => i.state !== 'terminated').map(clone);
+  }
   async listLiveAnnexes(): Promise<Annex[]> {
     return [...this.annexes.values()].filter((a) => !isEnded(a.state)).map(clone);
   }
@@ -127,7 +149,10 @@ export class InMemoryLeaseStore implements LeaseStore {
   }
   async putInstances(instances: InstanceRecord[]): Promise<void> {
     this.faults.check('putInstances');
-    for (const i of instances) this.instances.set(`${i.annexId}|${i.instanceId}`, clone(i));
+    for (const i of instances) {
+      this.instances.set(`${i.annexId}|${i.instanceId}`, clone(i));
+      this.instanceLookups.set(i.instanceId, i.annexId);
+    }
   }
   async setInstanceStates(annexId: string, ids: string[], state: InstanceState, at: string): Promise<void> {
     this.faults.check('setInstanceStates');
@@ -139,6 +164,56 @@ export class InMemoryLeaseStore implements LeaseStore {
   async listInstances(annexId: string): Promise<InstanceRecord[]> {
     this.faults.check('listInstances');
     return [...this.instances.values()].filter((i) => i.annexId === annexId).map(clone);
+  }
+  async findInstanceAnnex(instanceId: string): Promise<string | undefined> {
+    this.faults.check('findInstanceAnnex');
+    return this.instanceLookups.get(instanceId);
+  }
+  async getInstance(annexId: string, instanceId: string): Promise<InstanceRecord | undefined> {
+    this.faults.check('getInstance');
+    return clone(this.instances.get(`${annexId}|${instanceId}`));
+  }
+  async markBootstrapped(
+    annexId: string,
+    instanceId: string,
+    at: string,
+  ): Promise<'marked' | 'already' | 'missing'> {
+    this.faults.check('markBootstrapped');
+    const rec = this.instances.get(`${annexId}|${instanceId}`);
+    if (rec === undefined) return 'missing';
+    if (rec.bootstrappedAt !== undefined) return 'already';
+    rec.bootstrappedAt = at;
+    return 'marked';
+  }
+  async clearBootstrapped(annexId: string, instanceId: string, at: string): Promise<void> {
+    this.faults.check('clearBootstrapped');
+    const rec = this.instances.get(`${annexId}|${instanceId}`);
+    if (rec?.bootstrappedAt === at) delete rec.bootstrappedAt;
+  }
+  async recordHeartbeat(annexId: string, instanceId: string, hb: HeartbeatRecord): Promise<boolean> {
+    this.faults.check('recordHeartbeat');
+    const rec = this.instances.get(`${annexId}|${instanceId}`);
+    if (rec === undefined) return false;
+    rec.lastHeartbeatAt = hb.at;
+    rec.claimedSlots = hb.claimedSlots;
+    rec.totalSlots = hb.totalSlots;
+    rec.agentState = hb.agentState;
+    if (hb.idleSince === undefined) delete rec.idleSince;
+    else rec.idleSince ??= hb.idleSince;
+    return true;
+  }
+  async recordInterruption(
+    annexId: string,
+    instanceId: string,
+    at: string,
+    interruption: Interruption,
+  ): Promise<boolean> {
+    this.faults.check('recordInterruption');
+    const rec = this.instances.get(`${annexId}|${instanceId}`);
+    if (rec === undefined) return false;
+    rec.interruptedAt = at;
+    rec.interruption = clone(interruption);
+    return true;
   }
   async appendEvent(event: AnnexEvent): Promise<void> {
     this.events.push(clone(event));
@@ -329,6 +404,12 @@ export class FakeSecrets implements SecretStore {
   async getCredential(name: string): Promise<string> {
     this.faults.check('getCredential');
     const p = this.parameters.get(name);
+    if (p === undefined) throw conflict('the pool credential is missing; register the pool again');
+    return p.value;
+  }
+  async getAnnexCredential(annexId: string): Promise<string> {
+    this.faults.check('getAnnexCredential');
+    const p = this.parameters.get(`/annex/${this.stage}/annexes/${annexId}/pool-credentials`);
     if (p === undefined) throw conflict('the pool credential is missing; register the pool again');
     return p.value;
   }

@@ -115,9 +115,18 @@ describe('keys', () => {
 
   it('names the indexes and the attributes that exist only for the table', () => {
     // Assess
-    expect(INDEX).toEqual({ byOwner: 'byOwner', live: 'live' });
+    expect(INDEX).toEqual({ byOwner: 'byOwner', live: 'live', liveInstances: 'liveInstances' });
     expect(KEY_ATTRIBUTES).toEqual(
-      expect.arrayContaining(['PK', 'SK', 'ownerPk', 'ownerSk', 'liveShard', 'entity']),
+      expect.arrayContaining([
+        'PK',
+        'SK',
+        'ownerPk',
+        'ownerSk',
+        'liveShard',
+        'liveInstanceShard',
+        'liveInstanceSk',
+        'entity',
+      ]),
     );
   });
 });

@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs';
 import { parse } from 'yaml';
 import { describe, expect, it } from 'vitest';
 import { readHttpRoutes } from '../../../scripts/lib/gateway.ts';
+import { HeartbeatBody, InterruptionBody } from '../../../shared/http/instance-schemas.ts';
 import { AddNodesBody, CreateAnnexBody, ExtendAnnexBody, PutPoolBody } from '../../../shared/http/schemas.ts';
 
 interface Doc {
@@ -29,6 +30,8 @@ describe('docs/openapi.yaml', () => {
     ['ExtendAnnexRequest', ExtendAnnexBody],
     ['AddNodesRequest', AddNodesBody],
     ['PutPoolRequest', PutPoolBody],
+    ['HeartbeatRequest', HeartbeatBody],
+    ['InterruptionRequest', InterruptionBody],
   ] as const)('%s lists the same fields as the handler’s schema', (name, schema) => {
     const documented = Object.keys(doc.components.schemas[name]?.properties ?? {}).sort();
     const shape = (

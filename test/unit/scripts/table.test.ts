@@ -32,7 +32,11 @@ describe('leaseTableDefinition', () => {
       GlobalSecondaryIndexes: declared.GlobalSecondaryIndexes,
       BillingMode: declared.BillingMode,
     });
-    expect(input.GlobalSecondaryIndexes?.map((index) => index.IndexName)).toEqual(['byOwner', 'live']);
+    expect(input.GlobalSecondaryIndexes?.map((index) => index.IndexName)).toEqual([
+      'byOwner',
+      'live',
+      'liveInstances',
+    ]);
   });
 
   it('leaves out what only CloudFormation takes (TTL, PITR, SSE, deletion protection)', () => {

@@ -1,0 +1,269 @@
+/**
+ * condor_annex's command line, translated into annex's: the classic
+ * `condor_annex -count 1 -annex-name ToddsGPU -aws-on-demand-instance-type p2.xlarge` works
+ * unchanged with `annex` in its place. Options that name a later feature (spot) or something the
+ * control plane now does (setup, lease functions) are refused with a message naming them, never
+ * silently dropped.
+ */
+import { COMMANDS, GLOBAL_OPTIONS, type OptionSpec } from './args.ts';
+import { usageError } from './errors.ts';
+import { parseDecimalHours } from './time.ts';
+
+type Handler =
+  | { kind: 'value'; to: (value: string, out: Translation, flag: string) => void }
+  | { kind: 'flag'; to: (out: Translation) => void }
+  | { kind: 'refuse'; values: number; message: string; hint?: string };
+
+interface Translation {
+  name?: string;
+  command?: 'status' | 'check-setup' | 'off' | 'help';
+  count?: string;
+  duration?: number;
+  idle?: number;
+  userData?: string[];
+  defaultUserData?: string[];
+  args: string[];
+}
+
+export const SPOT_UNSUPPORTED = 'spot is not supported by this control plane yet';
+const SPOT_HINT = 'ask for on-demand instances: -count N -aws-on-demand-instance-type TYPE';
+
+const value = (to: (value: string, out: Translation, flag: string) => void): Handler => ({
+  kind: 'value',
+  to,
+});
+const flag = (to: (out: Translation) => void): Handler => ({ kind: 'flag', to });
+const modern = (option: string): Handler =>
+  value((v, out) => {
+    out.args.push(`--${option}`, v);
+  });
+const refuse = (values: number, message: string, hint?: string): Handler => ({
+  kind: 'refuse',
+  values,
+  message,
+  ...(hint === undefined ? {} : { hint }),
+});
+const managed = (what: string) =>
+  refuse(1, `is not needed: the Annex control plane manages ${what}`, 'leave it out');
+
+const setName = (v: string, out: Translation): void => {
+  out.name = v;
+};
+
+/** Every condor_annex option annex understands, by its exact spelling. */
+const CONDOR_OPTIONS: Record<string, Handler> = {
+  '-count': value((v, out) => {
+    out.count = v;
+  }),
+  '-annex-name': value(setName),
+  '-annex': value(setName),
+  '-aws-on-demand': flag(() => undefined),
+  '-aws-on-demand-instance-type': modern('type'),
+  '-aws-on-demand-ami-id': modern('image'),
+  '-aws-on-demand-security-group-ids': value((v, out) => {
+    for (const id of v
+      .split(',')
+      .map((s) => s.trim())
+      .filter((s) => s !== ''))
+      out.args.push('--security-group', id);
+  }),
+  '-aws-on-demand-key-name': modern('key-name'),
+  '-duration': value((v, out, f) => {
+    out.duration = parseDecimalHours(v, f);
+  }),
+  '-idle': value((v, out, f) => {
+    out.idle = parseDecimalHours(v, f);
+  }),
+  '-aws-user-data': value((v, out) => {
+    out.userData = ['--user-data', v];
+  }),
+  '-aws-user-data-file': value((v, out) => {
+    out.userData = ['--user-data-file', v];
+  }),
+  '-aws-default-user-data': value((v, out) => {
+    out.defaultUserData = ['--user-data', v];
+  }),
+  '-aws-default-user-data-file': value((v, out) => {
+    out.defaultUserData = ['--user-data-file', v];
+  }),
+  '-aws-region': modern('region'),
+  '-aws-access-key-file': modern('access-key-file'),
+  '-aws-secret-key-file': modern('secret-key-file'),
+  '-yes': flag((out) => out.args.push('--yes')),
+  '-classad': flag((out) => out.args.push('--json')),
+  '-debug': flag((out) => out.args.push('--debug')),
+  '-status': flag((out) => {
+    out.command = 'status';
+  }),
+  '-check-setup': flag((out) => {
+    out.command = 'check-setup';
+  }),
+  '-help': flag((out) => {
+    out.command = 'help';
+  }),
+  '-slots': refuse(1, SPOT_UNSUPPORTED, SPOT_HINT),
+  '-aws-spot-fleet': refuse(0, SPOT_UNSUPPORTED, SPOT_HINT),
+  '-aws-spot-fleet-config-file': refuse(1, SPOT_UNSUPPORTED, SPOT_HINT),
+  '-aws-spot-fleet-lease-function-arn': refuse(1, SPOT_UNSUPPORTED, SPOT_HINT),
+  '-owner': refuse(
+    1,
+    'is not supported yet: this control plane cannot yet limit who may run jobs on an annex (the instance-side START expression)',
+    'leave -owner out; the annex then runs jobs the pool allows',
+  ),
+  '-no-owner': refuse(
+    0,
+    'is not supported yet: this control plane cannot yet change who may run jobs on an annex (the instance-side START expression)',
+    'leave -no-owner out',
+  ),
+  '-setup': refuse(
+    0,
+    'is not needed: an administrator deploys the control plane once (serverless deploy)',
+    'point annex at it with annex configure --endpoint URL; annex check-setup verifies it',
+  ),
+  '-config-dir': refuse(
+    1,
+    'is not supported: the control plane renders each instance’s HTCondor configuration from the pool registration',
+  ),
+  '-aws-ec2-url': managed('the EC2 endpoint'),
+  '-aws-events-url': managed('the EventBridge endpoint'),
+  '-aws-lambda-url': managed('the Lambda endpoint'),
+  '-aws-s3-url': managed('S3'),
+  '-aws-on-demand-lease-function-arn': managed('lease expiry'),
+  '-aws-on-demand-instance-profile-arn': managed('the instance profile'),
+};
+
+/** Whether a command line is written in condor_annex's style (it uses one of its options). */
+export const isCondorStyle = (argv: readonly string[]): boolean => {
+  for (const token of argv) {
+    if (token === '--') return false;
+    if (token in CONDOR_OPTIONS) return true;
+  }
+  return false;
+};
+
+const MODERN_OPTIONS: Record<string, OptionSpec> = Object.assign(
+  {},
+  GLOBAL_OPTIONS,
+  ...COMMANDS.map((c) => c.options),
+) as Record<string, OptionSpec>;
+
+/**
+ * condor_annex arguments → annex arguments. Modern `--options` may be mixed in and pass through.
+ * What it becomes:
+ * - `-count N -annex-name X …` → `create X --count N …`
+ * - `-annex-name X -duration H` (no count) → `extend X --duration <H hours>` (reset the lease)
+ * - `[-annex-name X] -status` or `… status` → `status [X]`; `-check-setup` → `check-setup`
+ * - `-annex-name X off` → `off X`
+ */
+export const translateCondorArgs = (argv: readonly string[]): string[] => {
+  const out: Translation = { args: [] };
+  for (let i = 0; i < argv.length; i++) {
+    const token = argv[i] ?? '';
+    const handler = CONDOR_OPTIONS[token];
+    if (handler !== undefined) {
+      if (handler.kind === 'refuse') {
+        throw usageError(`${token} ${handler.message}`, handler.hint);
+      }
+      if (handler.kind === 'flag') {
+        handler.to(out);
+        continue;
+      }
+      const v = argv[i + 1];
+      if (v === undefined) throw usageError(`${token} needs a value`, 'see annex --help');
+      i++;
+      handler.to(v, out, token);
+      continue;
+    }
+    if (token === '-tag') {
+      const [tagName, tagValue] = [argv[i + 1], argv[i + 2]];
+      if (tagName === undefined || tagValue === undefined)
+        throw usageError('-tag needs a name and a value', 'for example -tag project gpu-2025');
+      if (tagName.includes('='))
+        throw usageError(`-tag ${JSON.stringify(tagName)}: a tag name cannot contain "="`);
+      out.args.push('--tag', `${tagName}=${tagValue}`);
+      i += 2;
+      continue;
+    }
+    if (token.startsWith('--')) {
+      out.args.push(token);
+      const long = token.slice(2);
+      if (!long.includes('=') && MODERN_OPTIONS[long]?.type === 'string' && argv[i + 1] !== undefined) {
+        out.args.push(argv[i + 1] ?? '');
+        i++;
+      }
+      continue;
+    }
+    if (token === 'status' || token === 'off') {
+      out.command = token;
+      continue;
+    }
+    if (token.startsWith('-') && token.length > 2) {
+      throw usageError(
+        `unknown condor_annex option ${token}`,
+        'see annex --help for the options annex understands',
+      );
+    }
+    if (COMMANDS.some((c) => c.name.split(' ')[0] === token)) {
+      throw usageError(
+        `condor_annex options cannot be mixed with the ${token} command`,
+        `write annex ${token} with --options (see annex ${token} --help)`,
+      );
+    }
+    throw usageError(`unexpected argument ${JSON.stringify(token)}`, 'see annex --help');
+  }
+  return assemble(out);
+};
+
+const assemble = (out: Translation): string[] => {
+  const name = out.name === undefined ? [] : [out.name];
+  const rest = out.args;
+  switch (out.command) {
+    case 'help':
+      return ['help'];
+    case 'check-setup':
+      return ['check-setup', ...rest];
+    case 'status':
+      return ['status', ...name, ...rest];
+    case 'off':
+      if (out.name === undefined) throw usageError('off needs -annex-name NAME');
+      return ['off', ...name, ...rest];
+    default:
+      break;
+  }
+  if (out.count !== undefined) {
+    if (out.name === undefined) throw usageError('-annex-name NAME is required to create an annex');
+    return [
+      'create',
+      out.name,
+      '--count',
+      out.count,
+      ...(out.duration === undefined ? [] : ['--duration', `${out.duration}s`]),
+      ...(out.idle === undefined ? [] : ['--idle', `${out.idle}s`]),
+      ...(out.userData ?? out.defaultUserData ?? []),
+      ...rest,
+    ];
+  }
+  if (out.duration !== undefined) {
+    if (out.name === undefined)
+      throw usageError('-duration without -count resets a lease: give -annex-name NAME');
+    return [
+      'extend',
+      out.name,
+      '--duration',
+      `${out.duration}s`,
+      ...(out.idle === undefined ? [] : ['--idle', `${out.idle}s`]),
+      ...(out.userData ?? out.defaultUserData ?? []),
+      ...rest,
+    ];
+  }
+  if (out.idle !== undefined) {
+    throw usageError(
+      '-idle without -count needs -duration too',
+      'to change a running annex: -annex-name NAME -duration HOURS -idle HOURS',
+    );
+  }
+  throw usageError(
+    'nothing to do',
+    'give -count N to create an annex, -annex-name NAME -duration HOURS to reset its lease, or -status',
+  );
+};

@@ -1,0 +1,317 @@
+/**
+ * The instance side of the API: what a booting annex instance may ask (`/v1/instances/self/*`).
+ *
+ * The caller is identified by API Gateway from its SigV4 signature: an instance signs with its
+ * instance-profile credentials, so its principal is `assumed-role/<instance role>/<instance id>`.
+ * Nothing else is trusted: the instance id names an item of the lease table (written when the
+ * instance was launched), which names the annex; and the annex must still be live.
+ *
+ * Bootstrap hands out the pool credential, so it answers each instance once: the instance record
+ * is marked (a conditional write) before the secret is read, and a second call is refused and
+ * recorded on the annex. A job that later reaches the role's credentials on that machine cannot
+ * read the credential again.
+ */
+import { renderCondorConfig, PLACEHOLDER_INSTANCE_ID } from '../boot/condor-config.ts';
+import { resolveAnnex, type AnnexRef, type ReadDeps } from './annexes.ts';
+import { conflict, forbidden, isAnnexError } from './errors.ts';
+import { toIso } from './lease.ts';
+import type {
+  AgentState,
+  Annex,
+  AnnexCondor,
+  Caller,
+  CredentialType,
+  InstanceRecord,
+  Interruption,
+} from './model.ts';
+import type { Clock, InstanceSettings, LeaseStore, Logger, SecretStore } from './ports.ts';
+
+type LocateStore = Pick<LeaseStore, 'findInstanceAnnex' | 'getAnnex' | 'getInstance'>;
+
+/** Heartbeat and interruption: the lease table only. */
+export interface InstanceReportDeps {
+  store: LocateStore & Pick<LeaseStore, 'recordHeartbeat' | 'recordInterruption' | 'appendEvent'>;
+  clock: Clock;
+  log: Logger;
+  instances: InstanceSettings;
+}
+
+/** Bootstrap: the lease table and the annex's credential copy (SSM). */
+export interface BootstrapDeps {
+  store: LocateStore & Pick<LeaseStore, 'getPool' | 'markBootstrapped' | 'clearBootstrapped' | 'appendEvent'>;
+  secrets: Pick<SecretStore, 'getAnnexCredential'>;
+  clock: Clock;
+  log: Logger;
+  instances: InstanceSettings;
+}
+
+export interface BootstrapResult {
+  annexId: string;
+  annexName: string;
+  instanceId: string;
+  expiresAt: string;
+  idleSeconds: number;
+  heartbeatIntervalSeconds: number;
+  collector: { host: string; port: number };
+  credential: { type: CredentialType; value: string };
+  condorConfig: string;
+}
+
+export interface HeartbeatInput {
+  claimedSlots: number;
+  totalSlots: number;
+  idleSeconds: number;
+  state: AgentState;
+}
+
+export interface HeartbeatResult {
+  expiresAt: string;
+  idleSeconds: number;
+  action: 'continue' | 'shutdown';
+}
+
+const INSTANCE_ID = /^i-[0-9a-f]{8,17}$/;
+const ASSUMED_ROLE = /^arn:aws[a-z-]*:sts::\d{12}:assumed-role\/([^/]+)\/([^/]+)$/;
+
+/** The same answer for every refusal: a caller learns nothing about which check failed. */
+const refused = () => forbidden('only a live annex instance may call this route, once per boot');
+
+/**
+ * The instance id of a caller signing as the instance role (its role-session name, as EC2 sets it
+ * for instance-profile credentials), or undefined for anyone else.
+ */
+export const instanceIdOf = (principalArn: string, instanceRoleName: string): string | undefined => {
+  const match = ASSUMED_ROLE.exec(principalArn);
+  if (match === null || match[1] !== instanceRoleName) return undefined;
+  const session = match[2] ?? '';
+  return INSTANCE_ID.test(session) ? session : undefined;
+};
+
+/** An annex whose instances may still join and work: being launched or running, and not expired. */
+const servesInstances = (annex: Annex, now: Date): boolean =>
+  (annex.state === 'REQUESTED' || annex.state === 'LAUNCHING' || annex.state === 'RUNNING') &&
+  Date.parse(annex.expiresAt) > now.getTime();
+
+const instanceGone = (i: InstanceRecord): boolean => i.state === 'terminated' || i.state === 'shutting-down';
+
+interface Located {
+  instanceId: string;
+  annex?: Annex;
+  instance?: InstanceRecord;
+}
+
+/** Who is calling, and (when they are an instance of ours) its annex and record. */
+const locate = async (
+  deps: { store: LocateStore; instances: InstanceSettings; log: Logger },
+  caller: Caller,
+  route: string,
+): Promise<Located> => {
+  const instanceId = instanceIdOf(caller.principalArn, deps.instances.instanceRoleName);
+  if (instanceId === undefined) {
+    deps.log.warn('instance route refused: the caller is not an annex instance', {
+      route,
+      principalArn: caller.principalArn,
+    });
+    throw refused();
+  }
+  const annexId = await deps.store.findInstanceAnnex(instanceId);
+  if (annexId === undefined) {
+    deps.log.warn('instance route refused: no annex recorded this instance', { route, instanceId });
+    throw refused();
+  }
+  const [annex, instance] = await Promise.all([
+    deps.store.getAnnex(annexId),
+    deps.store.getInstance(annexId, instanceId),
+  ]);
+  return {
+    instanceId,
+    ...(annex === undefined ? {} : { annex }),
+    ...(instance === undefined ? {} : { instance }),
+  };
+};
+
+/** How the annex's instances join its pool: fixed at creation; read from the pool for older annexes. */
+export const annexCondor = async (
+  deps: { store: Pick<LeaseStore, 'getPool'> },
+  annex: Annex,
+): Promise<AnnexCondor> => {
+  if (annex.condor !== undefined) return annex.condor;
+  const pool = await deps.store.getPool(annex.pool, annex.owner);
+  if (pool === undefined)
+    throw conflict(`the pool ${annex.pool} of annex ${annex.name} is no longer registered`);
+  return {
+    collectorHost: pool.collectorHost,
+    collectorPort: pool.collectorPort,
+    credentialType: pool.credentialType,
+    allowedUsers: pool.condorUser === undefined ? [] : [pool.condorUser],
+    ...(pool.trustDomain === undefined ? {} : { trustDomain: pool.trustDomain }),
+  };
+};
+
+const configFor = (
+  annex: Annex,
+  condor: AnnexCondor,
+  instance: { instanceId: string; publicIpAddress?: string },
+): string =>
+  renderCondorConfig({
+    annexId: annex.id,
+    annexName: annex.name,
+    owner: annex.owner,
+    expiresAt: annex.expiresAt,
+    instanceId: instance.instanceId,
+    ...(instance.publicIpAddress === undefined ? {} : { publicIpAddress: instance.publicIpAddress }),
+    idleSeconds: annex.idleSeconds,
+    collector: { host: condor.collectorHost, port: condor.collectorPort },
+    credentialType: condor.credentialType,
+    allowedUsers: condor.allowedUsers,
+    ...(condor.trustDomain === undefined ? {} : { trustDomain: condor.trustDomain }),
+  });
+
+/** POST /v1/instances/self/bootstrap: the pool credential and configuration, once per instance. */
+export const bootstrapInstance = async (deps: BootstrapDeps, caller: Caller): Promise<BootstrapResult> => {
+  const { instanceId, annex, instance } = await locate(deps, caller, 'bootstrap');
+  const now = deps.clock.now();
+  const refuse = async (why: string, message: string): Promise<never> => {
+    deps.log.warn('bootstrap refused', { instanceId, annexId: annex?.id, why });
+    if (annex !== undefined) {
+      await deps.store.appendEvent({
+        annexId: annex.id,
+        at: toIso(now),
+        type: 'bootstrap-refused',
+        message: `instance ${instanceId}: ${message}`,
+        detail: { instanceId, why },
+      });
+    }
+    throw refused();
+  };
+  if (annex === undefined || instance === undefined) {
+    return refuse('not-recorded', 'the instance is not recorded on its annex');
+  }
+  if (!servesInstances(annex, now)) {
+    return refuse('annex-not-live', `the annex is ${annex.state}, lease until ${annex.expiresAt}`);
+  }
+  if (instanceGone(instance)) return refuse('instance-gone', `the instance is ${instance.state}`);
+
+  // Render first: a configuration that cannot be rendered must not consume the one bootstrap.
+  const condor = await annexCondor(deps, annex);
+  const condorConfig = configFor(annex, condor, instance);
+
+  // Claim the one bootstrap before the secret is ever read.
+  const at = toIso(now);
+  const marked = await deps.store.markBootstrapped(annex.id, instanceId, at);
+  if (marked === 'missing') return refuse('not-recorded', 'the instance is not recorded on its annex');
+  if (marked === 'already') {
+    return refuse(
+      'already-bootstrapped',
+      `a second bootstrap was refused (the first was at ${instance.bootstrappedAt ?? 'an earlier call'})`,
+    );
+  }
+  let value: string;
+  try {
+    value = await deps.secrets.getAnnexCredential(annex.id);
+  } catch (e) {
+    deps.log.error('bootstrap could not read the annex credential', {
+      instanceId,
+      annexId: annex.id,
+      error: isAnnexError(e) ? e.code : (e as Error | undefined)?.name,
+    });
+    // Nothing was served: give the instance its one bootstrap back, so that a retry can succeed.
+    try {
+      await deps.store.clearBootstrapped(annex.id, instanceId, at);
+    } catch (clearing) {
+      deps.log.error('could not give the bootstrap back; the instance cannot retry', {
+        instanceId,
+        annexId: annex.id,
+        error: (clearing as Error | undefined)?.name,
+      });
+    }
+    throw e;
+  }
+  deps.log.info('instance bootstrapped', { instanceId, annexId: annex.id });
+  return {
+    annexId: annex.id,
+    annexName: annex.name,
+    instanceId,
+    expiresAt: annex.expiresAt,
+    idleSeconds: annex.idleSeconds,
+    heartbeatIntervalSeconds: deps.instances.heartbeatIntervalSeconds,
+    collector: { host: condor.collectorHost, port: condor.collectorPort },
+    credential: { type: condor.credentialType, value },
+    condorConfig,
+  };
+};
+
+/**
+ * POST /v1/instances/self/heartbeat: records what the agent sees (the fields the sweep's idle
+ * check reads) and answers with the lease as it is now, so an extension reaches the instance.
+ */
+export const recordHeartbeat = async (
+  deps: InstanceReportDeps,
+  caller: Caller,
+  input: HeartbeatInput,
+): Promise<HeartbeatResult> => {
+  const { instanceId, annex, instance } = await locate(deps, caller, 'heartbeat');
+  if (annex === undefined || instance === undefined) {
+    deps.log.warn('heartbeat refused: the instance is not recorded on its annex', { instanceId });
+    throw refused();
+  }
+  const now = deps.clock.now();
+  const lease = { expiresAt: annex.expiresAt, idleSeconds: annex.idleSeconds };
+  if (!servesInstances(annex, now) || instanceGone(instance)) {
+    // Nothing is written for an annex that has ended: the answer is all the instance needs.
+    deps.log.info('heartbeat answered with shutdown', {
+      instanceId,
+      annexId: annex.id,
+      state: annex.state,
+      instanceState: instance.state,
+    });
+    return { ...lease, action: 'shutdown' };
+  }
+  const idle = input.claimedSlots === 0;
+  const written = await deps.store.recordHeartbeat(annex.id, instanceId, {
+    at: toIso(now),
+    claimedSlots: input.claimedSlots,
+    totalSlots: input.totalSlots,
+    agentState: input.state,
+    ...(idle ? { idleSince: toIso(new Date(now.getTime() - input.idleSeconds * 1000)) } : {}),
+  });
+  if (!written) throw refused();
+  return { ...lease, action: 'continue' };
+};
+
+/** POST /v1/instances/self/interruption: EC2 said it will take the instance back (spot). */
+export const recordInterruption = async (
+  deps: InstanceReportDeps,
+  caller: Caller,
+  interruption: Interruption,
+): Promise<void> => {
+  const { instanceId, annex, instance } = await locate(deps, caller, 'interruption');
+  if (annex === undefined || instance === undefined) {
+    deps.log.warn('interruption refused: the instance is not recorded on its annex', { instanceId });
+    throw refused();
+  }
+  const at = toIso(deps.clock.now());
+  if (!(await deps.store.recordInterruption(annex.id, instanceId, at, interruption))) throw refused();
+  await deps.store.appendEvent({
+    annexId: annex.id,
+    at,
+    type: 'spot-interruption',
+    message: `instance ${instanceId}: EC2 will ${interruption.action} it at ${interruption.time}`,
+    detail: { instanceId, action: interruption.action, time: interruption.time },
+  });
+  deps.log.warn('instance interruption reported', { instanceId, annexId: annex.id, ...interruption });
+};
+
+/**
+ * GET /v1/annexes/{name}/condor-config: the fragment an instance of the annex gets, for people
+ * building their own images. No secret is in it; the instance id is a placeholder.
+ */
+export const annexCondorConfig = async (
+  deps: ReadDeps,
+  caller: Caller,
+  ref: AnnexRef,
+): Promise<{ annex: Annex; condorConfig: string }> => {
+  const annex = await resolveAnnex(deps, caller, ref);
+  const condor = await annexCondor(deps, annex);
+  return { annex, condorConfig: configFor(annex, condor, { instanceId: PLACEHOLDER_INSTANCE_ID }) };
+};
