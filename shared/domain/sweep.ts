@@ -144,9 +144,72 @@ export const sweep = async (deps: SweepDeps): Promise<SweepReport> => {
   };
 };
 
+/** What the sweep would do to a lease's instances, given its records and what EC2 runs. */
+interface InstancePlan {
+  /** Running instances to terminate, by reason (boot-timeout, idle). */
+  byReason: Map<EndReason, string[]>;
+  /** Recorded as live, gone from EC2: record them terminated. */
+  gone: string[];
+  /** Recorded as pending, running in EC2: record them running. */
+  started: string[];
+  /** Running under the annex's tag, never recorded (outside a pending batch): adopt them. */
+  untracked: TaggedInstance[];
+  /** Tagged with an expiry other than the lease's: retag them. */
+  stale: TaggedInstance[];
+}
+
+const planInstances = (
+  settings: SweepSettings,
+  annex: Annex,
+  records: InstanceRecord[],
+  tagged: TaggedInstance[],
+  now: Date,
+): InstancePlan => {
+  const inEc2 = new Map(tagged.map((i) => [i.instanceId, i]));
+  const recorded = new Set(records.map((r) => r.instanceId));
+  const plan: InstancePlan = { byReason: new Map(), gone: [], started: [], untracked: [], stale: [] };
+  const terminating = new Set<string>();
+  for (const r of records) {
+    if (r.state === 'terminated') continue;
+    const running = inEc2.get(r.instanceId);
+    if (running === undefined) {
+      // EC2 no longer runs it (it powered itself off, or was ended elsewhere).
+      if (ageSeconds(now, r.launchedAt) >= settings.orphanMinAgeSeconds) plan.gone.push(r.instanceId);
+      continue;
+    }
+    const reason = enforcementReason(r, annex, now, settings);
+    if (reason !== undefined) {
+      plan.byReason.set(reason, [...(plan.byReason.get(reason) ?? []), r.instanceId]);
+      terminating.add(r.instanceId);
+    } else if (r.state === 'pending' && running.state === 'running') {
+      // Launched as pending; EC2 now runs it (on AWS the state-change events say so sooner).
+      plan.started.push(r.instanceId);
+    }
+  }
+  for (const i of tagged) {
+    if (terminating.has(i.instanceId)) continue;
+    if (
+      !recorded.has(i.instanceId) &&
+      annex.launching?.batch !== i.batch &&
+      ageSeconds(now, i.launchedAt) >= settings.orphanMinAgeSeconds
+    ) {
+      plan.untracked.push(i);
+    }
+    if (i.expiresAtTag !== annex.expiresAt) plan.stale.push(i);
+  }
+  return plan;
+};
+
+const isEmpty = (plan: InstancePlan): boolean =>
+  plan.byReason.size === 0 &&
+  plan.gone.length === 0 &&
+  plan.started.length === 0 &&
+  plan.untracked.length === 0 &&
+  plan.stale.length === 0;
+
 /**
- * Whether the listed lease may need an action: the same rules as checkLease and checkInstances,
- * evaluated on the listings alone (a false positive only costs a consistent read).
+ * Whether the listed lease may need an action: the same rules as checkLease, evaluated on the
+ * listings alone (a false positive only costs a consistent read).
  */
 const needsAttention = (
   settings: SweepSettings,
@@ -162,22 +225,7 @@ const needsAttention = (
     return true;
   }
   if (annex.state !== 'RUNNING' && annex.state !== 'LAUNCHING') return false;
-  const inEc2 = new Map(tagged.map((i) => [i.instanceId, i]));
-  const recorded = new Set(records.map((r) => r.instanceId));
-  for (const r of records) {
-    if (r.state === 'terminated') continue;
-    if (!inEc2.has(r.instanceId) && ageSeconds(now, r.launchedAt) >= settings.orphanMinAgeSeconds)
-      return true;
-    if (r.state === 'pending' && inEc2.get(r.instanceId)?.state === 'running') return true;
-    if (inEc2.has(r.instanceId) && enforcementReason(r, annex, now, settings) !== undefined) return true;
-  }
-  return tagged.some(
-    (i) =>
-      i.expiresAtTag !== annex.expiresAt ||
-      (!recorded.has(i.instanceId) &&
-        annex.launching?.batch !== i.batch &&
-        ageSeconds(now, i.launchedAt) >= settings.orphanMinAgeSeconds),
-  );
+  return !isEmpty(planInstances(settings, annex, records, tagged, now));
 };
 
 const checkLease = async (
@@ -238,21 +286,13 @@ const checkInstances = async (
 ): Promise<void> => {
   const now = deps.clock.now();
   const records = await deps.store.listInstances(annex.id);
-  const inEc2 = new Map(tagged.map((i) => [i.instanceId, i]));
-  const recorded = new Set(records.map((r) => r.instanceId));
-
-  const byReason = new Map<EndReason, string[]>();
-  const gone: string[] = [];
-  for (const r of records) {
-    if (r.state === 'terminated') continue;
-    if (!inEc2.has(r.instanceId)) {
-      // EC2 no longer runs it (it powered itself off, or was ended elsewhere).
-      if (ageSeconds(now, r.launchedAt) >= deps.sweep.orphanMinAgeSeconds) gone.push(r.instanceId);
-      continue;
-    }
-    const reason = enforcementReason(r, annex, now, deps.sweep);
-    if (reason !== undefined) byReason.set(reason, [...(byReason.get(reason) ?? []), r.instanceId]);
-  }
+  const { byReason, gone, started, untracked, stale } = planInstances(
+    deps.sweep,
+    annex,
+    records,
+    tagged,
+    now,
+  );
   for (const [reason, ids] of byReason) {
     await deps.compute.terminate(ids);
     await deps.store.setInstanceStates(annex.id, ids, 'terminated', toIso(now));
@@ -269,16 +309,6 @@ const checkInstances = async (
     });
     act({ action: 'terminate-instance', reason, annexId: annex.id, instanceIds: ids });
   }
-  // Launched as pending; EC2 now runs them (on AWS the state-change events say so sooner).
-  const terminatedNow = new Set([...byReason.values()].flat());
-  const started = records
-    .filter(
-      (r) =>
-        r.state === 'pending' &&
-        inEc2.get(r.instanceId)?.state === 'running' &&
-        !terminatedNow.has(r.instanceId),
-    )
-    .map((r) => r.instanceId);
   if (started.length > 0) await deps.store.setInstanceStates(annex.id, started, 'running', toIso(now));
   if (gone.length > 0) {
     await deps.store.setInstanceStates(annex.id, gone, 'terminated', toIso(now));
@@ -291,14 +321,6 @@ const checkInstances = async (
     });
     act({ action: 'record-instance-gone', reason: 'drift', annexId: annex.id, instanceIds: gone });
   }
-
-  // Launched but never recorded (a request died in between, outside a pending batch): adopt.
-  const untracked = tagged.filter(
-    (i) =>
-      !recorded.has(i.instanceId) &&
-      annex.launching?.batch !== i.batch &&
-      ageSeconds(now, i.launchedAt) >= deps.sweep.orphanMinAgeSeconds,
-  );
   if (untracked.length > 0) {
     await deps.store.putInstances(untracked.map((i) => instanceRecord(annex, i, toIso(now))));
     act({
@@ -308,9 +330,7 @@ const checkInstances = async (
       instanceIds: untracked.map((i) => i.instanceId),
     });
   }
-
   // An extension whose retagging did not finish: the tags follow the lease.
-  const stale = tagged.filter((i) => i.expiresAtTag !== annex.expiresAt && !terminatedNow.has(i.instanceId));
   if (stale.length > 0) {
     await deps.compute.retag(
       stale.map((i) => i.instanceId),
