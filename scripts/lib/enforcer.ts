@@ -106,7 +106,12 @@ export function startEnforcer(options: EnforcerOptions): Enforcer {
           fired++;
           log(`schedule ${name} fired ${functionName} (${Date.now() - at} ms after its time)`);
           if (s.ActionAfterCompletion === 'DELETE') {
-            await scheduler.send(new DeleteScheduleCommand({ GroupName: options.scheduleGroup, Name: name }));
+            // The target may have deleted its own schedule already (expire cancels it): that is done.
+            await scheduler
+              .send(new DeleteScheduleCommand({ GroupName: options.scheduleGroup, Name: name }))
+              .catch((e: unknown) => {
+                if ((e as { name?: string }).name !== 'ResourceNotFoundException') throw e;
+              });
           }
         } catch (e) {
           // EventBridge Scheduler retries a failed invocation; so does the next poll.
