@@ -320,7 +320,8 @@ interface IncomingSigned {
 
 type Verdict = { ok: true; user: DevUser } | { ok: false; reason: string };
 
-function parseAuthorization(header: string | undefined) {
+/** The fields of an `AWS4-HMAC-SHA256` Authorization header, or undefined when it is malformed. */
+export function parseAuthorization(header: string | undefined) {
   const match = /^AWS4-HMAC-SHA256\s+(.+)$/.exec(header ?? '');
   if (match === null) return undefined;
   const fields = new Map<string, string>();
@@ -336,7 +337,8 @@ function parseAuthorization(header: string | undefined) {
   return { accessKeyId, date, region, service: scopeService, terminator, signedHeaders, signature };
 }
 
-function parseAmzDate(value: string | undefined): Date | undefined {
+/** An `X-Amz-Date` (yyyymmddThhmmssZ) as a Date, or undefined when it is not one. */
+export function parseAmzDate(value: string | undefined): Date | undefined {
   const match = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z$/.exec(value ?? '');
   if (match === null) return undefined;
   const [, year, month, day, hour, minute, second] = match;

@@ -12,6 +12,7 @@ import { SignatureV4 } from '@smithy/signature-v4';
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { parseAmzDate, parseAuthorization } from '../../scripts/lib/gateway.ts';
 import type { RoleCredentials } from './fake-imds.ts';
 
 export interface ApiCall {
@@ -45,29 +46,6 @@ export interface FakeAnnexApi {
 
 const service = 'execute-api';
 const maxClockSkewMs = 15 * 60 * 1000;
-
-function parseAuthorization(header: string | undefined) {
-  const match = /^AWS4-HMAC-SHA256\s+(.+)$/.exec(header ?? '');
-  if (match === null) return undefined;
-  const fields = new Map<string, string>();
-  for (const part of (match[1] ?? '').split(',')) {
-    const equals = part.indexOf('=');
-    if (equals > 0) fields.set(part.slice(0, equals).trim(), part.slice(equals + 1).trim());
-  }
-  const credential = fields.get('Credential')?.split('/');
-  const signedHeaders = fields.get('SignedHeaders')?.split(';');
-  const signature = fields.get('Signature');
-  if (credential?.length !== 5 || signedHeaders === undefined || signature === undefined) return undefined;
-  const [accessKeyId = '', date = '', region = '', scopeService = '', terminator = ''] = credential;
-  return { accessKeyId, date, region, service: scopeService, terminator, signedHeaders, signature };
-}
-
-function parseAmzDate(value: string | undefined): Date | undefined {
-  const match = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z$/.exec(value ?? '');
-  if (match === null) return undefined;
-  const [, year, month, day, hour, minute, second] = match;
-  return new Date(`${year}-${month}-${day}T${hour}:${minute}:${second}Z`);
-}
 
 function headerValue(req: IncomingMessage, name: string): string | undefined {
   const value = req.headers[name];
