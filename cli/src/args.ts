@@ -127,6 +127,13 @@ export const COMMANDS: CommandSpec[] = [
       'user-data': { type: 'string', value: 'TEXT', help: 'instance user data, passed to EC2 unchanged' },
       'user-data-file': { type: 'string', value: 'FILE', help: 'instance user data from FILE (- for stdin)' },
       tag: { type: 'string', multiple: true, value: 'KEY=VALUE', help: 'tag the instances (repeatable)' },
+      owner: {
+        type: 'string',
+        multiple: true,
+        value: 'USER',
+        help: 'HTCondor user whose jobs may run (repeatable or comma-separated; default: the pool’s user)',
+      },
+      'no-owner': { type: 'boolean', help: 'jobs of any user of the pool may run' },
       yes: { type: 'boolean', short: 'y', help: 'do not ask for confirmation' },
       ...waitOptions,
     },

@@ -3,7 +3,8 @@
  * `condor_annex -count 1 -annex-name ToddsGPU -aws-on-demand-instance-type p2.xlarge` works
  * unchanged with `annex` in its place. Options that name a later feature (spot) or something the
  * control plane now does (setup, lease functions) are refused with a message naming them, never
- * silently dropped.
+ * silently dropped. `-owner a,b` and `-no-owner` become `--owner a,b` and `--no-owner`: who may
+ * run jobs on the annex (its START expression), as in condor_annex.
  */
 import { COMMANDS, GLOBAL_OPTIONS, type OptionSpec } from './args.ts';
 import { usageError } from './errors.ts';
@@ -105,16 +106,10 @@ const CONDOR_OPTIONS: Record<string, Handler> = {
   '-aws-spot-fleet': refuse(0, SPOT_UNSUPPORTED, SPOT_HINT),
   '-aws-spot-fleet-config-file': refuse(1, SPOT_UNSUPPORTED, SPOT_HINT),
   '-aws-spot-fleet-lease-function-arn': refuse(1, SPOT_UNSUPPORTED, SPOT_HINT),
-  '-owner': refuse(
-    1,
-    'is not supported yet: this control plane cannot yet limit who may run jobs on an annex (the instance-side START expression)',
-    'leave -owner out; the annex then runs jobs the pool allows',
-  ),
-  '-no-owner': refuse(
-    0,
-    'is not supported yet: this control plane cannot yet change who may run jobs on an annex (the instance-side START expression)',
-    'leave -no-owner out',
-  ),
+  '-owner': value((v, out) => {
+    out.args.push('--owner', v);
+  }),
+  '-no-owner': flag((out) => out.args.push('--no-owner')),
   '-setup': refuse(
     0,
     'is not needed: an administrator deploys the control plane once (serverless deploy)',

@@ -176,6 +176,40 @@ describe('annex, the classic condor_annex command line', () => {
     expect([tag('project'), tag('team')]).toEqual(['gpu 2025', 'hpc']);
     expect((await cli.run(['terminate', 'tagged', '--yes'])).code).toBe(0);
   });
+
+  it('-owner limits START to those HTCondor users; -no-owner lets any user of the pool run', async () => {
+    const condorConfig = async (name: string): Promise<string> => {
+      const response = await stack.as('alice').request('GET', `/v1/annexes/${name}/condor-config`);
+      expect(response.status).toBe(200);
+      return (response.body as { condorConfig: string }).condorConfig;
+    };
+    const base = ['-count', '1', '-aws-on-demand-instance-type', 'm5.large', '-yes'];
+    const owned = await cli.json<Detail & { annex: { allowedUsers: string[] } }>([
+      ...base,
+      '-annex-name',
+      'owned',
+      '-owner',
+      'big, little',
+    ]);
+    expect(owned.run.code).toBe(0);
+    expect(owned.body.annex.allowedUsers).toEqual(['big', 'little']);
+    const ownedStart = (await condorConfig('owned')).split('\n').find((l) => l.startsWith('START ='));
+    expect(ownedStart).toContain('"big"');
+    expect(ownedStart).toContain('"little"');
+
+    const anyone = await cli.json<Detail & { annex: { allowedUsers: string[] } }>([
+      ...base,
+      '-annex-name',
+      'anyone',
+      '-no-owner',
+    ]);
+    expect(anyone.run.code).toBe(0);
+    expect(anyone.body.annex.allowedUsers).toEqual([]);
+    const anyoneStart = (await condorConfig('anyone')).split('\n').find((l) => l.startsWith('START ='));
+    expect(anyoneStart).not.toMatch(/Owner|User/);
+    for (const name of ['owned', 'anyone'])
+      expect((await cli.run(['terminate', name, '--yes'])).code).toBe(0);
+  });
 });
 
 describe('annex, the modern command line', () => {
@@ -304,14 +338,19 @@ describe('annex exit codes and errors', () => {
       /spot is not supported by this control plane yet/,
     ],
     [
-      ['-count', '1', '-annex-name', 'x', '-aws-on-demand-instance-type', 'm5.large', '-owner', 'a,b'],
+      [
+        '-count',
+        '1',
+        '-annex-name',
+        'x',
+        '-aws-on-demand-instance-type',
+        'm5.large',
+        '-owner',
+        'a,b',
+        '-no-owner',
+      ],
       2,
-      /^annex: Usage: -owner is not supported yet/,
-    ],
-    [
-      ['-count', '1', '-annex-name', 'x', '-aws-on-demand-instance-type', 'm5.large', '-no-owner'],
-      2,
-      /^annex: Usage: -no-owner is not supported yet/,
+      /^annex: Usage: give --owner or --no-owner, not both/,
     ],
     [['extend', 'ToddsGPU'], 2, /needs --by, --until or --duration/],
     [['frobnicate'], 2, /^annex: Usage: unknown command "frobnicate"/],

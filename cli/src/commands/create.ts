@@ -38,6 +38,7 @@ export interface CreateRequest {
   keyName?: string;
   userData?: string;
   tags?: Record<string, string>;
+  allowedUsers?: string[];
 }
 
 const TAG = /^([^=]+)=(.*)$/s;
@@ -81,6 +82,7 @@ export const createRequest = async (ctx: Context): Promise<CreateRequest> => {
   const tags = parseTags(ctx.list('tag'));
   const image = ctx.string('image');
   const keyName = ctx.string('key-name');
+  const allowedUsers = ownersOption(ctx);
   return {
     name: ctx.name,
     pool: ctx.pool,
@@ -95,7 +97,28 @@ export const createRequest = async (ctx: Context): Promise<CreateRequest> => {
     ...(keyName === undefined ? {} : { keyName }),
     ...(userData === undefined ? {} : { userData }),
     ...(tags === undefined ? {} : { tags }),
+    ...(allowedUsers === undefined ? {} : { allowedUsers }),
   };
+};
+
+/**
+ * Who may run jobs on the annex, as condor_annex's -owner / -no-owner: `--owner a,b` → those
+ * HTCondor users; `--no-owner` → any user of the pool (an empty list); neither → the pool's user.
+ */
+export const ownersOption = (ctx: Context): string[] | undefined => {
+  const owners = ctx.list('owner').flatMap((o) =>
+    o
+      .split(',')
+      .map((s) => s.trim())
+      .filter((s) => s !== ''),
+  );
+  if (ctx.flag('no-owner')) {
+    if (owners.length > 0) throw usageError('give --owner or --no-owner, not both');
+    return [];
+  }
+  if (ctx.list('owner').length > 0 && owners.length === 0)
+    throw usageError('--owner needs a user name', 'for example --owner alice or --owner alice,bob');
+  return owners.length === 0 ? undefined : owners;
 };
 
 /**
@@ -106,7 +129,12 @@ export const createRequest = async (ctx: Context): Promise<CreateRequest> => {
 export const confirmationText = (request: CreateRequest): string =>
   `Will request ${request.count} ${request.instanceTypes.join(' or ')} on-demand instance(s) for ${formatHours(request.durationSeconds)} hours. ` +
   `Each instance will terminate after being idle for ${formatHours(request.idleSeconds)} hours.` +
-  (request.pool === 'default' ? '' : ` They will join pool ${request.pool}.`);
+  (request.pool === 'default' ? '' : ` They will join pool ${request.pool}.`) +
+  (request.allowedUsers === undefined
+    ? ''
+    : request.allowedUsers.length === 0
+      ? ' They will run jobs of any user of the pool.'
+      : ` They will run jobs of ${request.allowedUsers.join(', ')} only.`);
 
 export const run = async (ctx: Context): Promise<number> => {
   const request = await createRequest(ctx);

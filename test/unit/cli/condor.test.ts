@@ -168,13 +168,22 @@ describe('condor_annex command lines', () => {
     expect(e.message).toContain(message);
   });
 
-  it('refuses -owner and -no-owner by name instead of ignoring them', () => {
-    const owner = refusal(['-count', '1', '-annex-name', 'a', '-owner', 'big, little']);
-    expect(owner.exitCode).toBe(2);
-    expect(owner.message).toMatch(/^-owner is not supported yet/);
-    expect(refusal(['-count', '1', '-annex-name', 'a', '-no-owner']).message).toMatch(
-      /^-no-owner is not supported yet/,
-    );
+  it('maps -owner and -no-owner onto --owner and --no-owner, as condor_annex’s START owners', () => {
+    expect(translateCondorArgs(['-count', '1', '-annex-name', 'a', '-owner', 'big, little'])).toEqual([
+      'create',
+      'a',
+      '--count',
+      '1',
+      '--owner',
+      'big, little',
+    ]);
+    expect(translateCondorArgs(['-count', '1', '-annex-name', 'a', '-no-owner'])).toEqual([
+      'create',
+      'a',
+      '--count',
+      '1',
+      '--no-owner',
+    ]);
   });
 
   it('explains the options the control plane made unnecessary', () => {

@@ -72,16 +72,31 @@ describe('annex (run)', () => {
     });
   });
 
-  it('refuses spot and -owner with exit 2 and a message that names them', async () => {
+  it('refuses spot and contradictory owners with exit 2 and a message that names them', async () => {
     const spot = fakeIo();
     expect(await run(['create', 'demo', '-n', '1', '-t', 'm5.large', '--spot'], spot)).toBe(2);
     expect(spot.err()).toContain('spot is not supported by this control plane yet');
     const fleet = fakeIo();
     expect(await run(['-count', '1', '-annex-name', 'x', '-aws-spot-fleet-config-file', '-'], fleet)).toBe(2);
     expect(fleet.err()).toContain('spot is not supported by this control plane yet');
-    const owner = fakeIo();
-    expect(await run(['-count', '1', '-annex-name', 'x', '-owner', 'a,b'], owner)).toBe(2);
-    expect(owner.err()).toMatch(/^annex: Usage: -owner is not supported yet/);
+    const both = fakeIo();
+    expect(
+      await run(
+        [
+          '-count',
+          '1',
+          '-annex-name',
+          'x',
+          '-aws-on-demand-instance-type',
+          'm5.large',
+          '-owner',
+          'a,b',
+          '-no-owner',
+        ],
+        both,
+      ),
+    ).toBe(2);
+    expect(both.err()).toContain('give --owner or --no-owner, not both');
   });
 
   it('without an endpoint says how to configure one, exit 2', async () => {
