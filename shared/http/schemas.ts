@@ -50,7 +50,7 @@ export const CreateAnnexBody = z.strictObject({
   idleSeconds: z.optional(seconds(60, 7 * 24 * 3600)),
   userData: z.optional(utf8Bytes(16384)),
   tags: z.optional(tags),
-  allowedUsers: z.optional(z.array(condorUser).check(z.minLength(1), z.maxLength(MAX_ALLOWED_USERS))),
+  allowedUsers: z.optional(z.array(condorUser).check(z.maxLength(MAX_ALLOWED_USERS))),
 });
 
 export const ExtendAnnexBody = z
