@@ -18,7 +18,7 @@ import {
   type ApiCall,
   type FakeAnnexApi,
 } from '../support/fake-annex-api.ts';
-import { startFakeImds, type FakeImds, type FakeImdsOptions } from '../support/fake-imds.ts';
+import { startFakeImds, type FakeImds, type FakeImdsOptions } from '../../scripts/lib/fake-imds.ts';
 
 const imageDir = resolve(import.meta.dirname, '../../image');
 const scripts = ['annex-boot', 'annex-agent', 'poweroff', 'install.sh', 'annex-lib.sh'];

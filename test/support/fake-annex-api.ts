@@ -13,7 +13,7 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { parseAmzDate, parseAuthorization } from '../../scripts/lib/gateway.ts';
-import type { RoleCredentials } from './fake-imds.ts';
+import type { RoleCredentials } from '../../scripts/lib/fake-imds.ts';
 
 export interface ApiCall {
   method: string;

@@ -1,9 +1,11 @@
 /**
- * A fake EC2 instance metadata service (IMDSv2 only) on 127.0.0.1, for the image scripts' tests.
- * It requires a session token from `PUT /latest/api/token` (with a TTL header, honoured) on every
- * GET, and serves the instance id, the region, the role name and its temporary credentials
- * (optionally fresh ones on every read, to test rotation), instance tags and, when set, a spot
- * `instance-action` notice. Every request is recorded.
+ * A fake EC2 instance metadata service (IMDSv2 only) on 127.0.0.1: one per emulated instance of
+ * the local stack (scripts/lib/instance-runner.ts) and in the image scripts' tests. It requires a
+ * session token from `PUT /latest/api/token` (with a TTL header, honoured) on every GET, and
+ * serves the instance id, the region, the public IPv4 address when there is one, the role name and
+ * its temporary credentials (its own random ones, optionally fresh on every read to test rotation,
+ * or those a provider hands out), instance tags and, when set, a spot `instance-action` notice.
+ * Every request is recorded.
  */
 import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
@@ -32,6 +34,13 @@ export interface FakeImdsOptions {
   credentialLifetimeSeconds?: number;
   /** Hand out new credentials on every read (as if they had rotated). */
   rotateCredentials?: boolean;
+  /**
+   * Where the role's credentials come from (asked on every read; return the same set until it
+   * should rotate), e.g. the local stack's instance-role sessions. Default: random ones.
+   */
+  credentials?: () => RoleCredentials;
+  /** Served as meta-data/public-ipv4 (404 without, as for an instance with no public address). */
+  publicIpv4?: string;
 }
 
 export interface FakeImds {
@@ -69,7 +78,8 @@ export async function startFakeImds(options: FakeImdsOptions = {}): Promise<Fake
   const roleName = options.roleName ?? 'annex-dev-instance';
   const lifetime = options.credentialLifetimeSeconds ?? 6 * 3600;
   const tokens = new Map<string, number>(); // token -> expiry (ms)
-  let current = newCredentials(lifetime);
+  const provided = options.credentials;
+  let current = provided === undefined ? newCredentials(lifetime) : provided();
 
   const imds: FakeImds = {
     url: '',
@@ -114,8 +124,17 @@ export async function startFakeImds(options: FakeImdsOptions = {}): Promise<Fake
     if (path === '/latest/meta-data/instance-id') return answer(req, res, 200, instanceId);
     if (path === '/latest/meta-data/placement/region') return answer(req, res, 200, region);
     if (path === '/latest/meta-data/iam/security-credentials/') return answer(req, res, 200, roleName);
+    if (path === '/latest/meta-data/public-ipv4') {
+      return options.publicIpv4 === undefined
+        ? answer(req, res, 404, '')
+        : answer(req, res, 200, options.publicIpv4);
+    }
     if (path === credentialsPath) {
-      if (options.rotateCredentials === true) {
+      if (provided !== undefined) {
+        const next = provided();
+        if (next.accessKeyId !== current.accessKeyId) imds.issued.push(next);
+        current = next;
+      } else if (options.rotateCredentials === true) {
         current = newCredentials(lifetime);
         imds.issued.push(current);
       }
