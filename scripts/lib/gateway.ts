@@ -466,8 +466,12 @@ function apiGatewayTime(date: Date): string {
   );
 }
 
-function eventBody(body: Buffer): { body?: string; isBase64Encoded: boolean } {
+function eventBody(body: Buffer, contentType = ''): { body?: string; isBase64Encoded: boolean } {
   if (body.length === 0) return { isBase64Encoded: false };
+  // HTTP APIs hand form posts (Slack's) to Lambda base64-encoded; handlers must decode them.
+  if (/^application\/x-www-form-urlencoded/i.test(contentType)) {
+    return { body: body.toString('base64'), isBase64Encoded: true };
+  }
   try {
     return { body: new TextDecoder('utf-8', { fatal: true }).decode(body), isBase64Encoded: false };
   } catch {
@@ -726,7 +730,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
             ),
           }),
       ...(Object.keys(match.pathParameters).length === 0 ? {} : { pathParameters: match.pathParameters }),
-      ...eventBody(body),
+      ...eventBody(body, headers['content-type']),
     };
     const event: GatewayEvent =
       user === undefined

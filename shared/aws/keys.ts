@@ -43,6 +43,15 @@ export const keys = {
     SK: scope === 'shared' ? 'SHARED' : ownerPk(owner),
   }),
 
+  /** Slack: a Slack user's mapping to a principal, a seen request signature, an annex to notify. */
+  slackIdentity: (teamId: string, userId: string): Key => ({
+    PK: `SLACKUSER#${teamId}`,
+    SK: `USER#${userId}`,
+  }),
+  slackNonce: (signature: string): Key => ({ PK: `SLACKNONCE#${signature}`, SK: 'NONCE' }),
+  slackWatch: (annexId: string): Key => ({ PK: 'SLACKWATCH', SK: `ANNEX#${annexId}` }),
+  slackWatchPartition: 'SLACKWATCH',
+
   /** byOwner index: an owner's annexes sort by name, then creation time. */
   ownerIndex: {
     annex: (owner: string, name: string, createdAt: string, annexId: string) => ({

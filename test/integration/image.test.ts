@@ -118,6 +118,7 @@ async function makeSandbox(imdsOptions: FakeImdsOptions = {}): Promise<Sandbox> 
   }
   await stub('condor_status', `[ -f '${dir}/slots' ] || exit 1\ncat '${dir}/slots'`);
   await stub('condor_off', `printf '%s\\n' "$*" >> '${markers}/condor_off'`);
+  await stub('condor_reconfig', `printf '%s\\n' "$*" >> '${markers}/condor_reconfig'`);
   for (const tool of ['iptables', 'ip6tables']) {
     await stub(tool, `printf '%s\\n' "$*" >> '${markers}/${tool}'\n[ "$1" != -C ] || exit 1`);
   }
@@ -466,9 +467,10 @@ describe('annex-agent', () => {
   async function joined(
     expiresAt: string,
     imdsOptions: FakeImdsOptions = {},
+    answer: Record<string, unknown> = {},
   ): Promise<Sandbox & { heartbeats: () => ApiCall[] }> {
     const box = await makeSandbox(imdsOptions);
-    box.api.respond = routes({ status: 200, body: bootstrapAnswer(box, { expiresAt }) });
+    box.api.respond = routes({ status: 200, body: bootstrapAnswer(box, { expiresAt, ...answer }) });
     await writeEnvFile(box, box.api.url);
     const boot = await run('annex-boot', [], box.env({ ANNEX_FIREWALL: 'off' }));
     expect(boot.code).toBe(0);
@@ -507,6 +509,41 @@ describe('annex-agent', () => {
     expect(result.stderr).toContain(`lease now ends at ${extended}`);
     expect(await box.marker('poweroff')).toBeUndefined();
     await expectNoSecretsIn(box, result.stdout, result.stderr);
+  });
+
+  it("after an extension, rewrites AnnexExpiresAt in HTCondor's configuration and reconfigures it", async () => {
+    const epoch = (at: string) => Math.floor(Date.parse(at) / 1000);
+    const lease = iso(Date.now() + 600_000);
+    const condorConfig = (expires: number) =>
+      `AnnexName = "demo"\n# The end of the lease\nAnnexExpiresAt = ${expires}\n` +
+      'START = (MY.AnnexExpiresAt - time()) >= 0\n';
+    const box = await joined(lease, {}, { condorConfig: condorConfig(epoch(lease)) });
+    const configPath = join(box.root, 'etc/condor/config.d/50-annex.conf');
+    await writeFile(join(box.dir, 'slots'), 'Unclaimed\n');
+    const extended = iso(Date.now() + 7200_000);
+    box.api.respond = () => ({
+      status: 200,
+      body: { expiresAt: extended, idleSeconds: 900, action: 'continue' },
+    });
+
+    const result = await run('annex-agent', [], box.env({ ...agentEnv, ANNEX_AGENT_MAX_TICKS: '3' }));
+    expect(result.code).toBe(0);
+    expect(await readFile(configPath, 'utf8')).toBe(`${condorConfig(epoch(extended))}\n`);
+    expect(await mode(configPath)).toBe(0o644);
+    // Once: later heartbeats bring the same lease and change nothing.
+    expect(await box.marker('condor_reconfig')).toBe('\n');
+    expect(result.stderr).toContain(`AnnexExpiresAt = ${epoch(extended)} (${extended})`);
+    expect(result.stderr).toContain('condor_reconfig: done');
+
+    // A restarted agent (or a rebooted instance) brings HTCondor's copy up to the lease it kept,
+    // before any API call: here every call hangs.
+    await writeFile(configPath, `${condorConfig(epoch(lease))}\n`);
+    box.api.respond = () => 'hang';
+    const restarted = await run('annex-agent', [], box.env({ ...agentEnv, ANNEX_AGENT_MAX_TICKS: '1' }));
+    expect(restarted.code).toBe(0);
+    expect(await readFile(configPath, 'utf8')).toBe(`${condorConfig(epoch(extended))}\n`);
+    expect(await box.marker('condor_reconfig')).toBe('\n\n');
+    expect(await box.marker('poweroff')).toBeUndefined();
   });
 
   it('reports booting 0/0 and the idle time when HTCondor does not answer', async () => {
