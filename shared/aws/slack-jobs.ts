@@ -1,0 +1,41 @@
+/**
+ * Hands a Slack job to the worker function with an asynchronous invoke (`InvocationType: Event`):
+ * Lambda queues it and answers 202 at once, so the acknowledging function stays within Slack's
+ * 3 seconds however long the work takes.
+ */
+import { InvokeCommand, type LambdaClient } from '@aws-sdk/client-lambda';
+import { AnnexError, upstreamUnavailable } from '../domain/errors.ts';
+import type { SlackJob } from '../slack/model.ts';
+import type { SlackJobs } from '../slack/ports.ts';
+
+const RETRYABLE =
+  /^(TooManyRequestsException|ServiceException|EC2ThrottledException|ResourceNotReadyException)$/;
+const errorName = (e: unknown): string => (e as { name?: string } | undefined)?.name ?? '';
+
+export class LambdaSlackJobs implements SlackJobs {
+  constructor(
+    private readonly lambda: LambdaClient,
+    private readonly functionName: string,
+  ) {}
+
+  async enqueue(job: SlackJob): Promise<void> {
+    let status: number | undefined;
+    try {
+      const out = await this.lambda.send(
+        new InvokeCommand({
+          FunctionName: this.functionName,
+          InvocationType: 'Event',
+          Payload: new TextEncoder().encode(JSON.stringify(job)),
+        }),
+      );
+      status = out.StatusCode;
+    } catch (e) {
+      if (RETRYABLE.test(errorName(e))) throw upstreamUnavailable('Lambda is unavailable (Slack worker)', e);
+      throw new AnnexError('Internal', `could not hand the job to the worker (${errorName(e) || 'error'})`, {
+        cause: e,
+      });
+    }
+    if (status !== 202)
+      throw new AnnexError('Internal', `the worker invoke answered ${String(status)}, not 202`);
+  }
+}

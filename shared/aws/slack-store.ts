@@ -1,0 +1,176 @@
+/**
+ * Slack items in the lease table: the Slack user → principal mappings, the signatures of
+ * requests already seen (a conditional put, kept by TTL past the 5-minute window), and the
+ * annexes created from Slack that get a warning and an end notice.
+ */
+import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import {
+  DeleteCommand,
+  DynamoDBDocumentClient,
+  GetCommand,
+  PutCommand,
+  QueryCommand,
+  UpdateCommand,
+} from '@aws-sdk/lib-dynamodb';
+import { AnnexError, upstreamUnavailable } from '../domain/errors.ts';
+import type { SlackIdentity, SlackWatch } from '../slack/model.ts';
+import type { SlackStore } from '../slack/ports.ts';
+import { KEY_ATTRIBUTES, keys } from './keys.ts';
+
+const RETRYABLE = new Set([
+  'ProvisionedThroughputExceededException',
+  'ThrottlingException',
+  'RequestLimitExceeded',
+  'InternalServerError',
+  'ServiceUnavailable',
+]);
+
+const errorName = (e: unknown): string => (e as { name?: string } | undefined)?.name ?? '';
+
+const translate = (e: unknown, what: string): never => {
+  if (e instanceof AnnexError) throw e;
+  if (RETRYABLE.has(errorName(e))) throw upstreamUnavailable(`the lease table is unavailable (${what})`, e);
+  throw e;
+};
+
+const strip = <T>(item: Record<string, unknown>): T => {
+  const copy = { ...item };
+  for (const k of KEY_ATTRIBUTES) delete copy[k];
+  return copy as T;
+};
+
+export class DynamoSlackStore implements SlackStore {
+  private readonly doc: DynamoDBDocumentClient;
+
+  constructor(
+    client: DynamoDBClient,
+    private readonly tableName: string,
+  ) {
+    this.doc = DynamoDBDocumentClient.from(client, { marshallOptions: { removeUndefinedValues: true } });
+  }
+
+  async getIdentity(teamId: string, userId: string): Promise<SlackIdentity | undefined> {
+    try {
+      const out = await this.doc.send(
+        new GetCommand({
+          TableName: this.tableName,
+          Key: keys.slackIdentity(teamId, userId),
+          ConsistentRead: true,
+        }),
+      );
+      return out.Item === undefined ? undefined : strip<SlackIdentity>(out.Item);
+    } catch (e) {
+      return translate(e, 'getIdentity');
+    }
+  }
+
+  async putIdentity(identity: SlackIdentity): Promise<void> {
+    try {
+      await this.doc.send(
+        new PutCommand({
+          TableName: this.tableName,
+          Item: {
+            ...keys.slackIdentity(identity.teamId, identity.userId),
+            entity: 'slack-identity',
+            ...identity,
+          },
+        }),
+      );
+    } catch (e) {
+      translate(e, 'putIdentity');
+    }
+  }
+
+  async deleteIdentity(teamId: string, userId: string): Promise<boolean> {
+    try {
+      const out = await this.doc.send(
+        new DeleteCommand({
+          TableName: this.tableName,
+          Key: keys.slackIdentity(teamId, userId),
+          ReturnValues: 'ALL_OLD',
+        }),
+      );
+      return out.Attributes !== undefined;
+    } catch (e) {
+      return translate(e, 'deleteIdentity');
+    }
+  }
+
+  async recordNonce(signature: string, expiresAtEpochSeconds: number): Promise<'recorded' | 'replay'> {
+    try {
+      await this.doc.send(
+        new PutCommand({
+          TableName: this.tableName,
+          Item: { ...keys.slackNonce(signature), entity: 'slack-nonce', ttl: expiresAtEpochSeconds },
+          ConditionExpression: 'attribute_not_exists(PK)',
+        }),
+      );
+      return 'recorded';
+    } catch (e) {
+      if (errorName(e) === 'ConditionalCheckFailedException') return 'replay';
+      return translate(e, 'recordNonce');
+    }
+  }
+
+  async putWatch(watch: SlackWatch): Promise<void> {
+    try {
+      await this.doc.send(
+        new PutCommand({
+          TableName: this.tableName,
+          Item: { ...keys.slackWatch(watch.annexId), entity: 'slack-watch', ...watch },
+          // A retried create must not forget a warning already sent.
+          ConditionExpression: 'attribute_not_exists(PK)',
+        }),
+      );
+    } catch (e) {
+      if (errorName(e) !== 'ConditionalCheckFailedException') translate(e, 'putWatch');
+    }
+  }
+
+  async listWatches(): Promise<SlackWatch[]> {
+    const found: SlackWatch[] = [];
+    let start: Record<string, unknown> | undefined;
+    do {
+      let out;
+      try {
+        out = await this.doc.send(
+          new QueryCommand({
+            TableName: this.tableName,
+            KeyConditionExpression: 'PK = :pk',
+            ExpressionAttributeValues: { ':pk': keys.slackWatchPartition },
+            ExclusiveStartKey: start,
+          }),
+        );
+      } catch (e) {
+        return translate(e, 'listWatches');
+      }
+      for (const item of out.Items ?? []) found.push(strip<SlackWatch>(item));
+      start = out.LastEvaluatedKey;
+    } while (start !== undefined);
+    return found;
+  }
+
+  async markWarned(annexId: string, expiresAt: string): Promise<void> {
+    try {
+      await this.doc.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: keys.slackWatch(annexId),
+          UpdateExpression: 'SET warnedFor = :expiresAt',
+          ConditionExpression: 'attribute_exists(PK)',
+          ExpressionAttributeValues: { ':expiresAt': expiresAt },
+        }),
+      );
+    } catch (e) {
+      if (errorName(e) !== 'ConditionalCheckFailedException') translate(e, 'markWarned');
+    }
+  }
+
+  async deleteWatch(annexId: string): Promise<void> {
+    try {
+      await this.doc.send(new DeleteCommand({ TableName: this.tableName, Key: keys.slackWatch(annexId) }));
+    } catch (e) {
+      translate(e, 'deleteWatch');
+    }
+  }
+}
