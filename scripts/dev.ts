@@ -1,13 +1,17 @@
 // `npm run dev`: the whole Annex control plane on 127.0.0.1. Starts DynamoDB Local and moto,
 // creates the lease table from serverless.yml, seeds the instance role and network, serves the
 // real handlers behind a SigV4-checking gateway, registers the `default` pool, writes
-// .annex/dev.env and .annex/dev-users.json, and prints how to use it. Ctrl-C stops everything.
+// .annex/dev.env and .annex/dev-users.json, and prints how to use it. Each EC2 instance it
+// launches runs the real image/annex-boot and image/annex-agent against a fake IMDS, with a
+// stand-in for HTCondor (scripts/lib/instance-runner.ts; `--no-instances` or ANNEX_DEV_INSTANCES=off
+// turns that off). Ctrl-C stops everything.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { defaultDevUserName, writeDevUsers } from './lib/dev-users.ts';
 import { startEmulators } from './lib/emulators.ts';
 import { repoRoot } from './lib/serverless-config.ts';
 import { startEnforcer, type Enforcer } from './lib/enforcer.ts';
+import { startInstanceRunner, type InstanceRunner } from './lib/instance-runner.ts';
 import { startLocalStack } from './lib/stack.ts';
 
 const port = (name: string, fallback: number): number => {
@@ -18,20 +22,42 @@ const port = (name: string, fallback: number): number => {
   return value;
 };
 
+/** A whole number of seconds from the environment, or undefined when it is not set. */
+const seconds = (name: string, min: number): number | undefined => {
+  const raw = process.env[name];
+  if (raw === undefined || raw === '') return undefined;
+  const value = Number(raw);
+  if (!Number.isInteger(value) || value < min) throw new Error(`${name} must be a whole number ≥ ${min}`);
+  return value;
+};
+
+const instancesWanted = (): boolean => {
+  if (process.argv.includes('--no-instances')) return false;
+  const raw = (process.env.ANNEX_DEV_INSTANCES ?? 'on').toLowerCase();
+  if (!['on', 'off', '1', '0', 'true', 'false'].includes(raw))
+    throw new Error('ANNEX_DEV_INSTANCES must be on or off');
+  return ['on', '1', 'true'].includes(raw);
+};
+
 const main = async () => {
   const apiPort = port('ANNEX_DEV_API_PORT', 8787);
+  const runInstances = instancesWanted();
+  const heartbeatSeconds = seconds('ANNEX_DEV_HEARTBEAT_SECONDS', 1);
+  const idleSeconds = seconds('ANNEX_DEV_IDLE_SECONDS', 1);
+  const slots = seconds('ANNEX_DEV_SLOTS', 1);
   const emulators = await startEmulators({
     dynamoPort: port('ANNEX_DEV_DYNAMODB_PORT', 8000),
     motoPort: port('ANNEX_DEV_MOTO_PORT', 5050),
     log: (line) => console.error(`[emulators] ${line}`),
   });
   let stack: Awaited<ReturnType<typeof startLocalStack>> | undefined;
-  const running: { enforcer?: Enforcer } = {};
+  const running: { enforcer?: Enforcer; instances?: InstanceRunner } = {};
   let stopping = false;
   const stop = async (code: number) => {
     if (stopping) return;
     stopping = true;
     console.error('\nstopping the local stack…');
+    await running.instances?.stop().catch(() => undefined);
     await running.enforcer?.stop().catch(() => undefined);
     await stack?.stop().catch(() => undefined);
     await emulators.stop();
@@ -62,6 +88,18 @@ const main = async () => {
     scheduleGroup: stack.scheduleGroup,
     log: (line) => console.error(`[enforce] ${line}`),
   });
+
+  // Each instance moto launches boots the real annex-boot and annex-agent (as on AWS).
+  if (runInstances) {
+    running.instances = await startInstanceRunner({
+      stack,
+      ...(heartbeatSeconds === undefined ? {} : { heartbeatSeconds }),
+      ...(idleSeconds === undefined ? {} : { idleSeconds }),
+      ...(slots === undefined ? {} : { slots }),
+      verbose: process.env.ANNEX_DEV_INSTANCE_LOG === 'verbose',
+      log: (line) => console.error(`[instance] ${line}`),
+    });
+  }
 
   const user = stack.users.find((u) => u.name === defaultDevUserName) ?? stack.users[0];
   if (user === undefined) throw new Error('no dev users');
@@ -98,6 +136,14 @@ Annex local stack is up (everything on 127.0.0.1, nothing touches AWS).
   users                             ${stack.users.map((u) => `${u.name}${u.admin === true ? ' (admin)' : ''}`).join(', ')}  → .annex/dev-users.json
   pool                              default (shared, registered by admin)
   enforcement                       expiry schedules fire on time; the sweep runs every minute
+  instances                         ${
+    running.instances === undefined
+      ? 'records in moto only (--no-instances / ANNEX_DEV_INSTANCES=off)'
+      : `each runs the real annex-boot and annex-agent (fake IMDS, HTCondor stand-in)
+                                    heartbeat ${heartbeatSeconds === undefined ? '60 s' : `${heartbeatSeconds} s`}, idle shutdown after ${
+                                      idleSeconds === undefined ? "the annex's idle time" : `${idleSeconds} s`
+                                    }; roots in ${running.instances.workDir}`
+  }
 
 In another terminal:
 
@@ -115,8 +161,11 @@ In another terminal:
   curl -sS ${sign} -H 'content-type: application/json' -d '{"count":1}' "$ANNEX_API_URL/v1/annexes/demo/instances"
   curl -sS ${sign} -X DELETE "$ANNEX_API_URL/v1/annexes/demo"
 
-  # the instances as EC2 (moto) has them
+  # the instances as EC2 (moto) has them, with their heartbeats
   npm run dev:instances
+
+  # a demo that ends by itself: heartbeats every 5 s, idle shutdown after 2 minutes
+  #   ANNEX_DEV_HEARTBEAT_SECONDS=5 npm run dev   (then create with "idleSeconds":120)
 
 Ctrl-C stops everything.
 `);
