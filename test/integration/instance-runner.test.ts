@@ -3,7 +3,7 @@
 // against its own fake IMDS and the SigV4-checking gateway; it bootstraps, heartbeats as joined,
 // hears of an extension (HTCondor's AnnexExpiresAt follows), and the HTCondor stand-in's
 // STARTD_NOCLAIM_SHUTDOWN powers it off, which terminates it in moto; the sweep then records it.
-// Kept short: heartbeats every second, idle shutdown after a few seconds.
+// Kept short: heartbeats every second, idle shutdown after 20 seconds (room for a slow machine).
 import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -13,7 +13,7 @@ import { startEnforcer, type Enforcer } from '../../scripts/lib/enforcer.ts';
 import { startInstanceRunner, type InstanceRunner } from '../../scripts/lib/instance-runner.ts';
 import { startLocalStack, type ApiClient, type LocalStack } from '../../scripts/lib/stack.ts';
 
-const IDLE_SECONDS = 12;
+const IDLE_SECONDS = 20;
 
 let stack: LocalStack;
 let enforcer: Enforcer;
