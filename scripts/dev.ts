@@ -87,6 +87,9 @@ const main = async () => {
     stage: stack.stage,
     scheduleGroup: stack.scheduleGroup,
     log: (line) => console.error(`[enforce] ${line}`),
+    // EC2 events moto cannot send: state changes from its listings, and `npm run dev:event`'s files.
+    eventsDir: join(repoRoot, '.annex', 'events'),
+    watchInstancesMs: 2000,
   });
 
   // Each instance moto launches boots the real annex-boot and annex-agent (as on AWS).

@@ -4,6 +4,11 @@
 //   function's real handler with the schedule's input, then deletes it (ActionAfterCompletion);
 // - invokes every function that has a `schedule: rate(...)` event in serverless.yml (the sweep) at
 //   that rate.
+// - delivers EC2's EventBridge events to the functions whose `eventBridge` pattern matches them:
+//   moto emits none, so the runner synthesizes `EC2 Instance State-change Notification` from
+//   differences between two DescribeInstances listings of the stage's instances (every
+//   `watchInstancesMs`), and delivers event files dropped into `eventsDir` (`npm run dev:event`
+//   writes a spot interruption warning or a rebalance recommendation there).
 // Targets are found from serverless.yml, so the runner follows the stack definition.
 import {
   DeleteScheduleCommand,
@@ -11,6 +16,10 @@ import {
   ListSchedulesCommand,
   SchedulerClient,
 } from '@aws-sdk/client-scheduler';
+import { randomUUID } from 'node:crypto';
+import { mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { DescribeInstancesCommand, EC2Client } from '@aws-sdk/client-ec2';
 import { moduleHandlerLoader, type HandlerLoader } from './gateway.ts';
 import { readServerlessYml } from './serverless-config.ts';
 
@@ -26,6 +35,10 @@ export interface EnforcerOptions {
   loadHandler?: HandlerLoader;
   log?: (line: string) => void;
   now?: () => Date;
+  /** With timers: poll this directory for EventBridge event files (JSON) to deliver, then delete them. */
+  eventsDir?: string;
+  /** With timers: synthesize EC2 state-change events this often (ms); default off. */
+  watchInstancesMs?: number;
 }
 
 export interface Enforcer {
@@ -33,13 +46,31 @@ export interface Enforcer {
   fireDueSchedules(): Promise<number>;
   /** Runs each rate(...) function once, as its EventBridge rule would. */
   runRateFunctions(): Promise<unknown[]>;
+  /** Delivers one EventBridge event to every function whose eventBridge pattern matches it. */
+  deliverEvent(event: Record<string, unknown>): Promise<unknown[]>;
+  /**
+   * Lists the stage's instances in EC2 and delivers an `EC2 Instance State-change Notification`
+   * for each one whose state differs from the previous listing (the first listing only records).
+   */
+  syncInstanceStates(): Promise<Record<string, unknown>[]>;
   stop(): Promise<void>;
+}
+
+interface EventPattern {
+  source?: string[];
+  'detail-type'?: string[];
 }
 
 interface FunctionDef {
   handler: string;
-  events?: { schedule?: { rate?: string } | string }[];
+  events?: { schedule?: { rate?: string } | string; eventBridge?: { pattern?: EventPattern } }[];
 }
+
+/** The subset of EventBridge pattern matching the stack uses: source and detail-type lists. */
+const matches = (pattern: EventPattern | undefined, event: Record<string, unknown>): boolean =>
+  pattern !== undefined &&
+  (pattern.source === undefined || pattern.source.includes(String(event.source))) &&
+  (pattern['detail-type'] === undefined || pattern['detail-type'].includes(String(event['detail-type'])));
 
 const RATE = /^rate\((\d+)\s+(minute|minutes|hour|hours)\)$/;
 
@@ -136,7 +167,104 @@ export function startEnforcer(options: EnforcerOptions): Enforcer {
       rateFunctions.map(({ key }) => invoke(key, { source: 'aws.events', 'detail-type': 'Scheduled Event' })),
     );
 
+  const deliverEvent = async (event: Record<string, unknown>): Promise<unknown[]> => {
+    const targets = Object.entries(functions).filter(([, def]) =>
+      (def.events ?? []).some((e) => matches(e.eventBridge?.pattern, event)),
+    );
+    const results: unknown[] = [];
+    for (const [key] of targets) {
+      results.push(await invoke(key, event));
+      log(`${String(event['detail-type'])} ${JSON.stringify(event.detail)} → ${key}`);
+    }
+    return results;
+  };
+
+  const ec2 = new EC2Client({
+    endpoint: options.motoEndpoint,
+    region: options.region,
+    credentials: { accessKeyId: 'testing', secretAccessKey: 'testing' },
+    maxAttempts: 1,
+  });
+  let known: Map<string, string> | undefined;
+  let syncing: Promise<Record<string, unknown>[]> | undefined;
+  const syncInstanceStates = (): Promise<Record<string, unknown>[]> => {
+    syncing ??= (async () => {
+      const states = new Map<string, string>();
+      let NextToken: string | undefined;
+      do {
+        const page = await ec2.send(
+          new DescribeInstancesCommand({
+            Filters: [{ Name: 'tag:annex:stage', Values: [options.stage] }],
+            NextToken,
+          }),
+        );
+        for (const r of page.Reservations ?? [])
+          for (const i of r.Instances ?? [])
+            if (i.InstanceId !== undefined) states.set(i.InstanceId, i.State?.Name ?? 'pending');
+        NextToken = page.NextToken;
+      } while (NextToken !== undefined && NextToken !== '');
+      const previous = known;
+      known = states;
+      if (previous === undefined) return [];
+      const delivered: Record<string, unknown>[] = [];
+      for (const [instanceId, state] of states) {
+        if (previous.get(instanceId) === state) continue;
+        // As EC2 would have sent it (second precision), at the time the runner noticed.
+        const event = {
+          version: '0',
+          id: randomUUID(),
+          'detail-type': 'EC2 Instance State-change Notification',
+          source: 'aws.ec2',
+          account: '123456789012',
+          time: now()
+            .toISOString()
+            .replace(/\.\d{3}Z$/, 'Z'),
+          region: options.region,
+          resources: [`arn:aws:ec2:${options.region}:123456789012:instance/${instanceId}`],
+          detail: { 'instance-id': instanceId, state },
+        };
+        await deliverEvent(event);
+        delivered.push(event);
+      }
+      return delivered;
+    })().finally(() => {
+      syncing = undefined;
+    });
+    return syncing;
+  };
+
+  const deliverEventFiles = async (dir: string): Promise<void> => {
+    mkdirSync(dir, { recursive: true });
+    for (const file of readdirSync(dir)
+      .filter((f) => f.endsWith('.json'))
+      .sort()) {
+      const path = join(dir, file);
+      const event = JSON.parse(readFileSync(path, 'utf8')) as Record<string, unknown>;
+      rmSync(path, { force: true });
+      await deliverEvent(event);
+    }
+  };
+
   const timers: NodeJS.Timeout[] = [];
+  if ((options.timers ?? true) && options.eventsDir !== undefined) {
+    const dir = options.eventsDir;
+    timers.push(
+      setInterval(() => {
+        deliverEventFiles(dir).catch((e: unknown) =>
+          log(`event file delivery failed: ${(e as Error).message}`),
+        );
+      }, options.pollMs ?? 1000),
+    );
+  }
+  if ((options.timers ?? true) && options.watchInstancesMs !== undefined) {
+    timers.push(
+      setInterval(() => {
+        syncInstanceStates().catch((e: unknown) =>
+          log(`instance state watch failed: ${(e as Error).message}`),
+        );
+      }, options.watchInstancesMs),
+    );
+  }
   if (options.timers ?? true) {
     timers.push(
       setInterval(() => {
@@ -158,10 +286,14 @@ export function startEnforcer(options: EnforcerOptions): Enforcer {
   return {
     fireDueSchedules,
     runRateFunctions,
+    deliverEvent,
+    syncInstanceStates,
     stop: async () => {
       for (const t of timers) clearInterval(t);
       await firing?.catch(() => undefined);
+      await syncing?.catch(() => undefined);
       scheduler.destroy();
+      ec2.destroy();
     },
   };
 }
