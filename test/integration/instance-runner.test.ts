@@ -205,4 +205,29 @@ describe('instances of the local stack', () => {
         step,
       ).toBe(true);
   }, 120_000);
+
+  it('stops an instance the control plane terminated (annex deleted)', async () => {
+    // Prepare: a joined instance.
+    const name = `del${randomBytes(3).toString('hex')}`;
+    const created = await alice.request(
+      'POST',
+      '/v1/annexes',
+      { name, count: 1, instanceTypes: ['m5.large'], durationSeconds: 3600 },
+      { 'Idempotency-Key': `${name}-1` },
+    );
+    expect(created.status).toBe(201);
+    const instanceId = await waitFor('a joined instance', 30_000, async () => {
+      const i = (await detail(name)).instances[0];
+      return i?.agentState === 'joined' ? i.instanceId : undefined;
+    });
+
+    // Act: end the annex now.
+    expect((await alice.request('DELETE', `/v1/annexes/${name}`)).status).toBe(202);
+
+    // Assess: terminated in moto, and the runner has stopped everything the instance ran.
+    expect(await ec2State(instanceId)).toBe('terminated');
+    await waitFor('its processes to stop', 15_000, async () =>
+      runner.instance(instanceId)?.phase === 'terminated' ? true : undefined,
+    );
+  }, 60_000);
 });
