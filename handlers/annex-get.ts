@@ -9,14 +9,12 @@ export const handler = route(
   { path: NamePath, query: OwnerQuery },
   adminArns,
   async ({ caller, path, query }) => {
-    const { annex, instances, events } = await getAnnexDetail(readDeps(), caller, {
-      name: path.name,
-      ...query,
-    });
+    const deps = readDeps();
+    const { annex, instances, events } = await getAnnexDetail(deps, caller, { name: path.name, ...query });
     return {
       status: 200,
       body: {
-        annex: annexView(annex, instances),
+        annex: annexView(annex, instances, deps.clock.now()),
         instances: instances.map(instanceView),
         events: events.map(eventView),
       },

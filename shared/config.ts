@@ -59,6 +59,26 @@ const SweepSchema = z.object({
   ANNEX_SWEEP_CONCURRENCY: positiveInt(16),
 });
 
+const usdPerHour = z.number().check(z.gt(0), z.lt(1000));
+const PriceSchema = z.object({
+  // A JSON object { "<instance type>": <USD per hour> } laid over the bundled on-demand table.
+  ANNEX_ON_DEMAND_PRICES: z.pipe(
+    z.pipe(
+      z.optional(z.string()),
+      z.transform((v, ctx) => {
+        if (v === undefined || v.trim() === '') return {};
+        try {
+          return JSON.parse(v) as unknown;
+        } catch {
+          ctx.issues.push({ code: 'custom', message: 'must be JSON', input: v });
+          return z.NEVER;
+        }
+      }),
+    ),
+    z.record(z.string().check(z.regex(/^[a-z][a-z0-9-]*\.[a-z0-9-]+$/)), usdPerHour),
+  ),
+});
+
 const InstanceSchema = z.object({
   // An IAM role name (the instance role): what instance callers' assumed-role ARNs must name.
   ANNEX_INSTANCE_ROLE_NAME: z.string().check(z.regex(/^[\w+=,.@-]{1,64}$/)),
@@ -141,6 +161,10 @@ export const sweepSettings = (env: NodeJS.ProcessEnv = process.env): SweepSettin
     concurrency: c.ANNEX_SWEEP_CONCURRENCY,
   };
 };
+
+/** On-demand price overrides (USD per hour by instance type), for the sweep's pricing. */
+export const priceOverrides = (env: NodeJS.ProcessEnv = process.env): Record<string, number> =>
+  parse(PriceSchema, env).ANNEX_ON_DEMAND_PRICES as Record<string, number>;
 
 let cachedInstance: InstanceSettings | undefined;
 

@@ -4,14 +4,22 @@ import { SchedulerClient } from '@aws-sdk/client-scheduler';
 import { SSMClient } from '@aws-sdk/client-ssm';
 import type { ExtendDeps, LaunchDeps, TerminateDeps } from '../domain/annexes.ts';
 import type { SweepDeps } from '../domain/sweep.ts';
-import { launchSettings, scheduleSettings, sweepSettings } from '../config.ts';
+import { launchSettings, priceOverrides, scheduleSettings, sweepSettings } from '../config.ts';
 import { readDeps } from './deps.ts';
 import { Ec2Compute } from './ec2.ts';
+import { Ec2PriceBook, onDemandPrices } from './prices.ts';
 import { SchedulerExpirySchedules } from './schedules.ts';
 import { SsmSecretStore } from './secrets.ts';
 
+let ec2Client: EC2Client | undefined;
+const client = (): EC2Client => (ec2Client ??= new EC2Client({}));
+
 let compute: Ec2Compute | undefined;
-const ec2 = (): Ec2Compute => (compute ??= new Ec2Compute(new EC2Client({}), readDeps().settings.stage));
+const ec2 = (): Ec2Compute => (compute ??= new Ec2Compute(client(), readDeps().settings.stage));
+
+let priceBook: Ec2PriceBook | undefined;
+const prices = (): Ec2PriceBook =>
+  (priceBook ??= new Ec2PriceBook(client(), onDemandPrices(priceOverrides()), readDeps().clock));
 
 let secrets: SsmSecretStore | undefined;
 const ssm = (): SsmSecretStore =>
@@ -44,4 +52,5 @@ export const sweepDeps = (): SweepDeps => ({
   secrets: ssm(),
   schedules: schedules(),
   sweep: sweepSettings(),
+  prices: prices(),
 });

@@ -26,10 +26,12 @@ import type {
   Annex,
   AnnexEvent,
   InstanceRecord,
+  InstanceNotice,
   InstanceState,
-  Interruption,
   Pool,
+  PriceSource,
 } from '../domain/model.ts';
+import { stateEventKey } from '../domain/instance-notices.ts';
 import type { AddNodesClaim, AnnexChanges, HeartbeatRecord, LeaseStore } from '../domain/ports.ts';
 import { INDEX, KEY_ATTRIBUTES, keys } from './keys.ts';
 
@@ -317,7 +319,9 @@ export class DynamoLeaseStore implements LeaseStore {
               Key: keys.instance(annexId, instanceId),
               // A terminated instance leaves the liveInstances index.
               UpdateExpression: `SET #state = :state, updatedAt = :at${
-                state === 'terminated' ? ' REMOVE liveInstanceShard, liveInstanceSk' : ''
+                state === 'terminated'
+                  ? ', terminatedAt = if_not_exists(terminatedAt, :at) REMOVE liveInstanceShard, liveInstanceSk'
+                  : ''
               }`,
               ConditionExpression: 'attribute_exists(PK)',
               ExpressionAttributeNames: { '#state': 'state' },
@@ -413,21 +417,63 @@ export class DynamoLeaseStore implements LeaseStore {
     );
   }
 
-  recordInterruption(
+  async applyInstanceNotice(
     annexId: string,
     instanceId: string,
-    at: string,
-    interruption: Interruption,
-  ): Promise<boolean> {
-    return this.updateInstance(
-      annexId,
-      instanceId,
-      {
-        UpdateExpression: 'SET interruptedAt = :at, interruption = :interruption',
-        ExpressionAttributeValues: { ':at': at, ':interruption': interruption },
-      },
-      'recordInterruption',
-    );
+    notice: InstanceNotice,
+    event?: AnnexEvent,
+  ): Promise<'applied' | 'stale' | 'missing'> {
+    const update = this.noticeUpdate(annexId, instanceId, notice);
+    try {
+      if (event === undefined) {
+        await this.send(
+          new UpdateCommand({ ...update, ReturnValuesOnConditionCheckFailure: 'ALL_OLD' }),
+          'applyInstanceNotice',
+        );
+      } else {
+        // The record and its event together: a replay finds the record already changed and writes neither.
+        await this.send(
+          new TransactWriteCommand({
+            TransactItems: [
+              { Update: { ...update, ReturnValuesOnConditionCheckFailure: 'ALL_OLD' } },
+              this.eventPut(event),
+            ],
+          }),
+          'applyInstanceNotice',
+        );
+      }
+      return 'applied';
+    } catch (e) {
+      if (errorName(e) === 'ConditionalCheckFailedException') {
+        return (e as { Item?: unknown }).Item === undefined ? 'missing' : 'stale';
+      }
+      if (e instanceof TransactionCanceledException && cancelledAt(e)[0] === 'ConditionalCheckFailed') {
+        return e.CancellationReasons?.[0]?.Item === undefined ? 'missing' : 'stale';
+      }
+      return translate(e, 'applyInstanceNotice');
+    }
+  }
+
+  async setInstancePrice(
+    annexId: string,
+    instanceId: string,
+    hourlyUsd: number,
+    source: PriceSource,
+  ): Promise<void> {
+    try {
+      await this.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: keys.instance(annexId, instanceId),
+          UpdateExpression: 'SET hourlyUsd = :usd, priceSource = :source',
+          ConditionExpression: 'attribute_exists(PK) AND attribute_not_exists(hourlyUsd)',
+          ExpressionAttributeValues: { ':usd': hourlyUsd, ':source': source },
+        }),
+        'setInstancePrice',
+      );
+    } catch (e) {
+      if (errorName(e) !== 'ConditionalCheckFailedException') throw e;
+    }
   }
 
   async appendEvent(event: AnnexEvent): Promise<void> {
@@ -541,6 +587,48 @@ export class DynamoLeaseStore implements LeaseStore {
       return translate(e, what);
     }
     return next;
+  }
+
+  /** The conditional update that applies one notice to an instance record (see LeaseStore). */
+  private noticeUpdate(annexId: string, instanceId: string, notice: InstanceNotice) {
+    const base = { TableName: this.tableName, Key: keys.instance(annexId, instanceId) };
+    switch (notice.kind) {
+      case 'interruption':
+        // The first notice is the one: the instance's own report and EC2's event say the same.
+        return {
+          ...base,
+          UpdateExpression: 'SET interruptedAt = :at, interruption = :interruption',
+          ConditionExpression: 'attribute_exists(PK) AND attribute_not_exists(interruption)',
+          ExpressionAttributeValues: { ':at': notice.at, ':interruption': notice.interruption },
+        };
+      case 'rebalance':
+        return {
+          ...base,
+          UpdateExpression: 'SET rebalanceRecommendedAt = :at',
+          ConditionExpression: 'attribute_exists(PK) AND attribute_not_exists(rebalanceRecommendedAt)',
+          ExpressionAttributeValues: { ':at': notice.at },
+        };
+      case 'state': {
+        const terminated = notice.state === 'terminated';
+        return {
+          ...base,
+          // A terminated instance leaves the liveInstances index, and keeps when it left (its cost).
+          UpdateExpression: terminated
+            ? 'SET #state = :state, stateEventKey = :key, updatedAt = :at, terminatedAt = if_not_exists(terminatedAt, :at) REMOVE liveInstanceShard, liveInstanceSk'
+            : 'SET #state = :state, stateEventKey = :key, updatedAt = :at',
+          // Never out of terminated; never back to an older event (time, then state order).
+          ConditionExpression:
+            'attribute_exists(PK) AND #state <> :terminated AND (attribute_not_exists(stateEventKey) OR stateEventKey < :key)',
+          ExpressionAttributeNames: { '#state': 'state' },
+          ExpressionAttributeValues: {
+            ':state': notice.state,
+            ':key': stateEventKey(notice.at, notice.state),
+            ':at': notice.at,
+            ':terminated': 'terminated',
+          },
+        };
+      }
+    }
   }
 
   /** An update of an existing instance record; false when there is none. */

@@ -22,7 +22,18 @@ import {
   requestHash,
   toIso,
 } from './lease.ts';
-import type { Annex, AnnexEvent, Caller, EndReason, InstanceRecord, LaunchSpec, Market } from './model.ts';
+import { annexCost } from './cost.ts';
+import type {
+  Annex,
+  AnnexEvent,
+  Caller,
+  EndReason,
+  InstanceRecord,
+  LaunchSpec,
+  Market,
+  PendingBatch,
+} from './model.ts';
+import { DEFAULT_MAX_REPLACEMENTS } from './replacement.ts';
 import type {
   AnnexChanges,
   Clock,
@@ -77,6 +88,11 @@ export interface CreateAnnexInput {
   tags?: Record<string, string>;
   /** HTCondor users whose jobs the annex runs; default: the pool's condorUser (if it has one). */
   allowedUsers?: string[];
+  /** Replace interrupted spot instances under the same lease (at most maxReplacements times). */
+  replaceInterrupted?: boolean;
+  maxReplacements?: number;
+  /** USD: end the annex (reason budget) once its estimated spend reaches this. */
+  maxSpend?: number;
 }
 
 export interface ExtendAnnexInput {
@@ -89,6 +105,25 @@ export interface AddNodesInput {
   count: number;
   instanceTypes?: string[];
 }
+
+/** The interruption and budget settings of a create request, checked (see ec2-events.ts, cost.ts). */
+const replacementAndBudget = (
+  input: Pick<CreateAnnexInput, 'replaceInterrupted' | 'maxReplacements' | 'maxSpend'>,
+): Pick<Annex, 'replaceInterrupted' | 'maxReplacements' | 'replacements' | 'maxSpend'> => {
+  if (input.maxReplacements !== undefined && input.replaceInterrupted !== true) {
+    throw validationError('maxReplacements', 'only with replaceInterrupted: true');
+  }
+  return {
+    ...(input.replaceInterrupted === undefined
+      ? {}
+      : {
+          replaceInterrupted: input.replaceInterrupted,
+          maxReplacements: input.replaceInterrupted ? (input.maxReplacements ?? DEFAULT_MAX_REPLACEMENTS) : 0,
+          replacements: 0,
+        }),
+    ...(input.maxSpend === undefined ? {} : { maxSpend: input.maxSpend }),
+  };
+};
 
 /** Which annex a name-addressed request is about: the caller's own, or (admins) `owner`'s. */
 export interface AnnexRef {
@@ -195,6 +230,7 @@ export const createAnnex = async (
       allowedUsers: input.allowedUsers ?? (pool.condorUser === undefined ? [] : [pool.condorUser]),
       ...(pool.trustDomain === undefined ? {} : { trustDomain: pool.trustDomain }),
     },
+    ...replacementAndBudget(input),
     version: 1,
   };
 
@@ -323,6 +359,10 @@ const runBatch = async (deps: LaunchDeps, annex: Annex): Promise<Annex> => {
   }
 };
 
+/** What the annex asks for without a batch it gave up (a replacement never added to it). */
+const withoutBatch = (annex: Annex, pending: PendingBatch): number =>
+  annex.requestedCount - (pending.replaces === undefined ? pending.count : 0);
+
 const refuseBatch = async (deps: LaunchDeps, annex: Annex, error: AnnexError): Promise<void> => {
   const pending = annex.launching;
   if (pending === undefined) return;
@@ -337,7 +377,7 @@ const refuseBatch = async (deps: LaunchDeps, annex: Annex, error: AnnexError): P
   }
   await deps.store.updateAnnex(
     annex,
-    { state: 'RUNNING', launching: undefined, requestedCount: annex.requestedCount - pending.count },
+    { state: 'RUNNING', launching: undefined, requestedCount: withoutBatch(annex, pending) },
     refused,
   );
 };
@@ -383,7 +423,7 @@ export const repairStuckLaunch = async (
   }
   const abandoned = await deps.store.updateAnnex(
     annex,
-    { state: 'RUNNING', launching: undefined, requestedCount: annex.requestedCount - pending.count },
+    { state: 'RUNNING', launching: undefined, requestedCount: withoutBatch(annex, pending) },
     stuck,
   );
   return { outcome: 'abandoned', annex: abandoned };
@@ -614,7 +654,14 @@ export const endAnnex = async (
   assertTransition(current, finalState);
   return deps.store.updateAnnex(
     current,
-    { state: finalState, endedAt: toIso(now), endReason: reason, launching: undefined },
+    {
+      state: finalState,
+      endedAt: toIso(now),
+      endReason: reason,
+      launching: undefined,
+      // What it cost, kept on the annex: its instance records are no longer read for its view.
+      spentUsd: annexCost(recorded, now).spendSoFarUsd,
+    },
     event(
       current,
       now,

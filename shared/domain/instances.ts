@@ -14,6 +14,7 @@
 import { renderCondorConfig, PLACEHOLDER_INSTANCE_ID } from '../boot/condor-config.ts';
 import { resolveAnnex, type AnnexRef, type ReadDeps } from './annexes.ts';
 import { conflict, forbidden, isAnnexError } from './errors.ts';
+import { applyNotice } from './instance-notices.ts';
 import { toIso } from './lease.ts';
 import type {
   AgentState,
@@ -30,7 +31,7 @@ type LocateStore = Pick<LeaseStore, 'findInstanceAnnex' | 'getAnnex' | 'getInsta
 
 /** Heartbeat and interruption: the lease table only. */
 export interface InstanceReportDeps {
-  store: LocateStore & Pick<LeaseStore, 'recordHeartbeat' | 'recordInterruption' | 'appendEvent'>;
+  store: LocateStore & Pick<LeaseStore, 'recordHeartbeat' | 'applyInstanceNotice' | 'appendEvent'>;
   clock: Clock;
   log: Logger;
   instances: InstanceSettings;
@@ -279,7 +280,11 @@ export const recordHeartbeat = async (
   return { ...lease, action: 'continue' };
 };
 
-/** POST /v1/instances/self/interruption: EC2 said it will take the instance back (spot). */
+/**
+ * POST /v1/instances/self/interruption: the instance saw EC2's spot interruption notice. Recorded
+ * as the EC2 event would be (shared/domain/instance-notices.ts): whichever arrives first is the
+ * one notice and the one event; a repeat is answered the same and writes nothing.
+ */
 export const recordInterruption = async (
   deps: InstanceReportDeps,
   caller: Caller,
@@ -291,15 +296,20 @@ export const recordInterruption = async (
     throw refused();
   }
   const at = toIso(deps.clock.now());
-  if (!(await deps.store.recordInterruption(annex.id, instanceId, at, interruption))) throw refused();
-  await deps.store.appendEvent({
-    annexId: annex.id,
+  const outcome = await applyNotice(
+    deps,
+    instance,
+    { kind: 'interruption', at, interruption },
+    'instance',
     at,
-    type: 'spot-interruption',
-    message: `instance ${instanceId}: EC2 will ${interruption.action} it at ${interruption.time}`,
-    detail: { instanceId, action: interruption.action, time: interruption.time },
+  );
+  if (outcome === 'missing') throw refused();
+  deps.log.warn('instance interruption reported', {
+    instanceId,
+    annexId: annex.id,
+    ...interruption,
+    alreadyKnown: outcome === 'stale',
   });
-  deps.log.warn('instance interruption reported', { instanceId, annexId: annex.id, ...interruption });
 };
 
 /**

@@ -13,7 +13,17 @@ export type AnnexState = (typeof ANNEX_STATES)[number];
 export type Market = 'on-demand';
 
 /** Why an annex ended (or an enforcement action was taken). */
-export type EndReason = 'user' | 'expired' | 'idle' | 'boot-timeout' | 'orphan' | 'launch-failed';
+export type EndReason =
+  | 'user'
+  | 'expired'
+  | 'idle'
+  | 'boot-timeout'
+  | 'orphan'
+  | 'launch-failed'
+  /** The annex's spend reached its `maxSpend`. */
+  | 'budget'
+  /** EC2 took a spot instance back (an interruption). */
+  | 'interrupted';
 
 export interface LaunchSpec {
   market: Market;
@@ -52,6 +62,16 @@ export interface Annex {
   requestHash: string;
   /** How its instances join the pool, fixed at creation (as the credential copy is). */
   condor?: AnnexCondor;
+  /** Replace a spot instance EC2 interrupts (while more than 15 minutes of the lease are left). */
+  replaceInterrupted?: boolean;
+  /** At most this many replacements over the annex's life (with replaceInterrupted). */
+  maxReplacements?: number;
+  /** Replacement batches started so far. */
+  replacements?: number;
+  /** USD: the sweep ends the annex (reason `budget`) once its estimated spend reaches this. */
+  maxSpend?: number;
+  /** Estimated spend in USD, written when the annex ended (from its instances' rates and lifetimes). */
+  spentUsd?: number;
   version: number;
 }
 
@@ -70,6 +90,8 @@ export interface PendingBatch {
   batch: number;
   count: number;
   instanceTypes: string[];
+  /** The interrupted instance this batch replaces (a replacement does not add to requestedCount). */
+  replaces?: string;
 }
 
 export type InstanceState = 'pending' | 'running' | 'shutting-down' | 'terminated' | 'stopping' | 'stopped';
@@ -97,10 +119,30 @@ export interface InstanceRecord {
   agentState?: AgentState;
   /** When the instance was given its pool credential (at most once: see shared/domain/instances.ts). */
   bootstrappedAt?: string;
-  /** When the instance reported that EC2 is about to take it back, and what EC2 said. */
+  /** When EC2 said it is about to take the instance back (first notice: EC2 event or the instance), and what it said. */
   interruptedAt?: string;
   interruption?: Interruption;
+  /** When EC2 recommended rebalancing this spot instance (its EventBridge event time). */
+  rebalanceRecommendedAt?: string;
+  /**
+   * Order of the last EC2 state-change event applied to `state`: `<event time ISO>#<state rank>`,
+   * so a replayed or late (out-of-order) event never moves the state back.
+   */
+  stateEventKey?: string;
+  /** When the instance was recorded terminated (for its cost). */
+  terminatedAt?: string;
+  /** Its estimated price in USD per hour, and where the price came from. */
+  hourlyUsd?: number;
+  priceSource?: PriceSource;
 }
+
+export type PriceSource = 'on-demand-table' | 'spot-price-history' | 'on-demand-table (no spot price)';
+
+/** What EC2 said about an instance (an EventBridge event, or the instance's own report). */
+export type InstanceNotice =
+  | { kind: 'interruption'; at: string; interruption: Interruption }
+  | { kind: 'rebalance'; at: string }
+  | { kind: 'state'; at: string; state: InstanceState };
 
 export type AgentState = 'booting' | 'joined' | 'draining';
 

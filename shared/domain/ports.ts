@@ -6,10 +6,11 @@ import type {
   AnnexState,
   EndReason,
   InstanceRecord,
+  InstanceNotice,
   InstanceState,
-  Interruption,
   LaunchSpec,
   Pool,
+  PriceSource,
 } from './model.ts';
 
 export interface Clock {
@@ -31,6 +32,8 @@ export type AnnexChanges = Partial<
     | 'endedAt'
     | 'endReason'
     | 'updatedAt'
+    | 'replacements'
+    | 'spentUsd'
   >
 >;
 
@@ -84,13 +87,25 @@ export interface LeaseStore {
   clearBootstrapped(annexId: string, instanceId: string, at: string): Promise<void>;
   /** Writes the heartbeat fields; false when the instance record does not exist. */
   recordHeartbeat(annexId: string, instanceId: string, heartbeat: HeartbeatRecord): Promise<boolean>;
-  /** false when the instance record does not exist. */
-  recordInterruption(
+  /**
+   * Applies what EC2 said about an instance to its record and, with `event`, records that event on
+   * the annex in the same transaction. 'stale' (nothing written) when the record already has it or
+   * something later: a replayed interruption or rebalance notice, a state-change event older than
+   * the last one applied, or any state change after `terminated`.
+   */
+  applyInstanceNotice(
     annexId: string,
     instanceId: string,
-    at: string,
-    interruption: Interruption,
-  ): Promise<boolean>;
+    notice: InstanceNotice,
+    event?: AnnexEvent,
+  ): Promise<'applied' | 'stale' | 'missing'>;
+  /** Writes an instance's estimated price, unless it already has one. */
+  setInstancePrice(
+    annexId: string,
+    instanceId: string,
+    hourlyUsd: number,
+    source: PriceSource,
+  ): Promise<void>;
 
   appendEvent(event: AnnexEvent): Promise<void>;
   listEvents(annexId: string, limit: number): Promise<AnnexEvent[]>;
@@ -180,6 +195,14 @@ export interface SecretStore {
   deleteAnnexCredential(annexId: string): Promise<void>;
   /** Every per-annex copy of this stage (metadata only, never a value). */
   listAnnexCredentials(): Promise<{ annexId: string; lastModified?: string }[]>;
+}
+
+/** Prices in USD per instance-hour, for the cost estimate and the budget (see shared/pricing). */
+export interface PriceBook {
+  /** The on-demand price of the type in this region, from the configured table. */
+  onDemandHourly(instanceType: string): number | undefined;
+  /** The current spot price of the type (in the zone, when given); undefined when EC2 has none. */
+  spotHourly(instanceType: string, availabilityZone?: string): Promise<number | undefined>;
 }
 
 export interface Logger {

@@ -18,7 +18,16 @@ import { endAnnex, instanceRecord, repairStuckLaunch, type TerminateDeps } from 
 import { mapLimit } from './concurrency.ts';
 import { isEnded, isLive, toIso } from './lease.ts';
 import type { Annex, EndReason, InstanceRecord } from './model.ts';
-import type { Compute, ExpirySchedules, SecretStore, SweepSettings, TaggedInstance } from './ports.ts';
+import { annexCost, roundUsd } from './cost.ts';
+import type {
+  Compute,
+  ExpirySchedules,
+  PriceBook,
+  SecretStore,
+  SweepSettings,
+  TaggedInstance,
+} from './ports.ts';
+import { cachedPriceBook, priceInstances } from './pricing.ts';
 
 export interface SweepDeps extends TerminateDeps {
   compute: Pick<
@@ -28,6 +37,8 @@ export interface SweepDeps extends TerminateDeps {
   secrets: Pick<SecretStore, 'deleteAnnexCredential' | 'listAnnexCredentials'>;
   schedules: ExpirySchedules;
   sweep: SweepSettings;
+  /** Prices instance records that have none yet (for cost views and budgets); absent: no pricing. */
+  prices?: PriceBook;
 }
 
 export type SweepActionKind =
@@ -101,6 +112,13 @@ export const sweep = async (deps: SweepDeps): Promise<SweepReport> => {
     deps.store.listLiveInstances(),
   ]);
   const liveById = new Map(live.map((a) => [a.id, a]));
+  // Instances launched since the last sweep get their price (spot prices asked once per type and zone).
+  if (deps.prices !== undefined) {
+    const book = cachedPriceBook(deps.prices);
+    await guarded('prices', '*', async () => {
+      await priceInstances(deps, book, liveInstances);
+    });
+  }
   const taggedByAnnex = groupBy(tagged, (i) => i.annexId);
   const recordsByAnnex = groupBy(liveInstances, (r) => r.annexId);
 
@@ -225,6 +243,8 @@ const needsAttention = (
     return true;
   }
   if (annex.state !== 'RUNNING' && annex.state !== 'LAUNCHING') return false;
+  // A budget needs every instance the annex had (terminated ones too): one Query per budgeted annex.
+  if (annex.maxSpend !== undefined) return true;
   return !isEmpty(planInstances(settings, annex, records, tagged, now));
 };
 
@@ -273,8 +293,37 @@ const checkLease = async (
     act({ action: 'repair-launch', reason: 'launch-stuck', annexId: annex.id });
     if (outcome === 'failed') return;
   }
-  if (annex.state === 'RUNNING' || annex.state === 'LAUNCHING')
-    await checkInstances(deps, annex, tagged, act);
+  if (annex.state !== 'RUNNING' && annex.state !== 'LAUNCHING') return;
+  if (await overBudget(deps, annex, tagged, act)) return;
+  await checkInstances(deps, annex, tagged, act);
+};
+
+/** Ends the annex like an expiry, with the reason `budget`, once its estimated spend reaches maxSpend. */
+const overBudget = async (
+  deps: SweepDeps,
+  annex: Annex,
+  tagged: TaggedInstance[],
+  act: (a: SweepAction) => void,
+): Promise<boolean> => {
+  if (annex.maxSpend === undefined) return false;
+  const now = deps.clock.now();
+  const { spendSoFarUsd } = annexCost(await deps.store.listInstances(annex.id), now);
+  if (spendSoFarUsd < annex.maxSpend) return false;
+  await endAnnex(deps, annex, 'TERMINATED', 'budget', {
+    annexId: annex.id,
+    at: toIso(now),
+    type: 'budget-reached',
+    message: `estimated spend ${roundUsd(spendSoFarUsd)} USD reached maxSpend ${annex.maxSpend} USD; ended by the sweep`,
+    reason: 'budget',
+    detail: { spendSoFarUsd, maxSpend: annex.maxSpend },
+  });
+  act({
+    action: 'end-annex',
+    reason: 'budget',
+    annexId: annex.id,
+    instanceIds: tagged.map((i) => i.instanceId),
+  });
+  return true;
 };
 
 /** Boot timeout, idleness, and keeping the instance records in step with EC2. */

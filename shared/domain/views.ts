@@ -1,4 +1,5 @@
 /** What the API shows of the model: never a credential, a parameter name or the user data. */
+import { annexCost } from './cost.ts';
 import type { Annex, AnnexEvent, InstanceRecord, Pool } from './model.ts';
 
 export interface AnnexView {
@@ -25,12 +26,27 @@ export interface AnnexView {
   expiresAt: string;
   endedAt?: string;
   endReason?: Annex['endReason'];
+  replaceInterrupted?: boolean;
+  maxReplacements?: number;
+  replacements?: number;
+  maxSpend?: number;
+  /** USD per hour of its running instances (estimate: see shared/domain/cost.ts). */
+  estimatedHourlyUsd?: number;
+  /** USD spent so far (estimate). */
+  spendSoFarUsd?: number;
   version: number;
 }
 
 const ACTIVE = new Set(['pending', 'running']);
 
-export const annexView = (annex: Annex, instances?: InstanceRecord[]): AnnexView => ({
+/** From the instances when they were read (at `now`), else from what an ended annex kept. */
+const costOf = (annex: Annex, instances: InstanceRecord[] | undefined, now: Date | undefined) => {
+  if (instances !== undefined && now !== undefined) return annexCost(instances, now);
+  if (annex.spentUsd !== undefined) return { estimatedHourlyUsd: 0, spendSoFarUsd: annex.spentUsd };
+  return {};
+};
+
+export const annexView = (annex: Annex, instances?: InstanceRecord[], now?: Date): AnnexView => ({
   id: annex.id,
   name: annex.name,
   owner: annex.owner,
@@ -53,6 +69,15 @@ export const annexView = (annex: Annex, instances?: InstanceRecord[]): AnnexView
   expiresAt: annex.expiresAt,
   ...(annex.endedAt === undefined ? {} : { endedAt: annex.endedAt }),
   ...(annex.endReason === undefined ? {} : { endReason: annex.endReason }),
+  ...(annex.replaceInterrupted === undefined
+    ? {}
+    : {
+        replaceInterrupted: annex.replaceInterrupted,
+        maxReplacements: annex.maxReplacements ?? 0,
+        replacements: annex.replacements ?? 0,
+      }),
+  ...(annex.maxSpend === undefined ? {} : { maxSpend: annex.maxSpend }),
+  ...costOf(annex, instances, now),
   version: annex.version,
 });
 
@@ -75,6 +100,9 @@ export const instanceView = (i: InstanceRecord) => ({
   ...(i.totalSlots === undefined ? {} : { totalSlots: i.totalSlots }),
   ...(i.idleSince === undefined ? {} : { idleSince: i.idleSince }),
   ...(i.interruption === undefined ? {} : { interruption: i.interruption }),
+  ...(i.rebalanceRecommendedAt === undefined ? {} : { rebalanceRecommendedAt: i.rebalanceRecommendedAt }),
+  ...(i.terminatedAt === undefined ? {} : { terminatedAt: i.terminatedAt }),
+  ...(i.hourlyUsd === undefined ? {} : { hourlyUsd: i.hourlyUsd, priceSource: i.priceSource }),
 });
 
 export const eventView = (e: AnnexEvent) => ({

@@ -1,6 +1,7 @@
 /** Request body schemas (zod). A refused request gets a 400 that names the field, and nothing is written. */
 import * as z from 'zod/mini';
 import { CONDOR_USER, MAX_ALLOWED_USERS } from '../boot/condor-config.ts';
+import { MAX_REPLACEMENTS_LIMIT } from '../domain/replacement.ts';
 import { name } from './params.ts';
 
 export { IDEMPOTENCY_KEY, NAME, NamePath, OwnerQuery, PoolPath } from './params.ts';
@@ -51,6 +52,18 @@ export const CreateAnnexBody = z.strictObject({
   userData: z.optional(utf8Bytes(16384)),
   tags: z.optional(tags),
   allowedUsers: z.optional(z.array(condorUser).check(z.maxLength(MAX_ALLOWED_USERS))),
+  replaceInterrupted: z.optional(z.boolean()),
+  maxReplacements: z.optional(z.int().check(z.gte(0), z.lte(MAX_REPLACEMENTS_LIMIT))),
+  maxSpend: z.optional(
+    z.number().check(
+      z.gt(0),
+      z.lte(1_000_000),
+      z.refine(
+        (n) => Math.abs(Math.round(n * 100) - n * 100) < 1e-6,
+        'must be in USD with at most 2 decimals',
+      ),
+    ),
+  ),
 });
 
 export const ExtendAnnexBody = z

@@ -9,10 +9,12 @@ import type {
   Annex,
   AnnexEvent,
   InstanceRecord,
+  InstanceNotice,
   InstanceState,
-  Interruption,
   Pool,
+  PriceSource,
 } from '../../shared/domain/model.ts';
+import { stateEventKey } from '../../shared/domain/instance-notices.ts';
 import type {
   AddNodesClaim,
   AnnexChanges,
@@ -158,7 +160,14 @@ export class InMemoryLeaseStore implements LeaseStore {
     this.faults.check('setInstanceStates');
     for (const id of ids) {
       const rec = this.instances.get(`${annexId}|${id}`);
-      if (rec !== undefined) this.instances.set(`${annexId}|${id}`, { ...rec, state, updatedAt: at });
+      if (rec === undefined) continue;
+      const terminatedAt = state === 'terminated' ? (rec.terminatedAt ?? at) : rec.terminatedAt;
+      this.instances.set(`${annexId}|${id}`, {
+        ...rec,
+        state,
+        updatedAt: at,
+        ...(terminatedAt === undefined ? {} : { terminatedAt }),
+      });
     }
   }
   async listInstances(annexId: string): Promise<InstanceRecord[]> {
@@ -202,18 +211,51 @@ export class InMemoryLeaseStore implements LeaseStore {
     else rec.idleSince ??= hb.idleSince;
     return true;
   }
-  async recordInterruption(
+  async applyInstanceNotice(
     annexId: string,
     instanceId: string,
-    at: string,
-    interruption: Interruption,
-  ): Promise<boolean> {
-    this.faults.check('recordInterruption');
+    notice: InstanceNotice,
+    event?: AnnexEvent,
+  ): Promise<'applied' | 'stale' | 'missing'> {
+    this.faults.check('applyInstanceNotice');
     const rec = this.instances.get(`${annexId}|${instanceId}`);
-    if (rec === undefined) return false;
-    rec.interruptedAt = at;
-    rec.interruption = clone(interruption);
-    return true;
+    if (rec === undefined) return 'missing';
+    switch (notice.kind) {
+      case 'interruption':
+        if (rec.interruption !== undefined) return 'stale';
+        rec.interruptedAt = notice.at;
+        rec.interruption = clone(notice.interruption);
+        break;
+      case 'rebalance':
+        if (rec.rebalanceRecommendedAt !== undefined) return 'stale';
+        rec.rebalanceRecommendedAt = notice.at;
+        break;
+      case 'state': {
+        const key = stateEventKey(notice.at, notice.state);
+        if (rec.state === 'terminated' || (rec.stateEventKey !== undefined && rec.stateEventKey >= key)) {
+          return 'stale';
+        }
+        rec.state = notice.state;
+        rec.stateEventKey = key;
+        rec.updatedAt = notice.at;
+        if (notice.state === 'terminated') rec.terminatedAt ??= notice.at;
+        break;
+      }
+    }
+    if (event !== undefined) this.events.push(clone(event));
+    return 'applied';
+  }
+  async setInstancePrice(
+    annexId: string,
+    instanceId: string,
+    hourlyUsd: number,
+    source: PriceSource,
+  ): Promise<void> {
+    this.faults.check('setInstancePrice');
+    const rec = this.instances.get(`${annexId}|${instanceId}`);
+    if (rec === undefined || rec.hourlyUsd !== undefined) return;
+    rec.hourlyUsd = hourlyUsd;
+    rec.priceSource = source;
   }
   async appendEvent(event: AnnexEvent): Promise<void> {
     this.events.push(clone(event));

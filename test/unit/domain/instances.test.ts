@@ -488,7 +488,8 @@ describe('recordInterruption', () => {
     });
     expect(eventsOf(annex, 'spot-interruption')).toEqual([
       expect.objectContaining({
-        detail: { instanceId: first, action: 'terminate', time: '2026-11-25T12:02:00Z' },
+        reason: 'interrupted',
+        detail: { instanceId: first, action: 'terminate', time: '2026-11-25T12:02:00Z', via: 'instance' },
       }),
     ]);
   });

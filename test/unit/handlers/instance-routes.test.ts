@@ -2,7 +2,13 @@
 // authorizer context), on the real wiring with the SDK clients mocked: exact DynamoDB and SSM calls.
 import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import { GetParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
-import { DynamoDBDocumentClient, GetCommand, PutCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import {
+  DynamoDBDocumentClient,
+  GetCommand,
+  PutCommand,
+  TransactWriteCommand,
+  UpdateCommand,
+} from '@aws-sdk/lib-dynamodb';
 import type { APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
 import { mockClient } from 'aws-sdk-client-mock';
 import 'aws-sdk-client-mock-vitest/extend';
@@ -401,15 +407,21 @@ describe('instance route handlers', () => {
 
       // Assess
       expect(res).toEqual({ status: 202, body: {} });
-      expect(docMock).toHaveReceivedCommandWith(UpdateCommand, {
-        Key: keys.instance(ANNEX_ID, INSTANCE_ID),
-        UpdateExpression: 'SET interruptedAt = :at, interruption = :interruption',
-        ExpressionAttributeValues: expect.objectContaining({
-          ':interruption': { action: 'terminate', time: '2030-01-01T00:10:00Z' },
-        }),
-      });
-      expect(docMock).toHaveReceivedCommandWith(PutCommand, {
-        Item: expect.objectContaining({ type: 'spot-interruption' }),
+      // The notice and its event in one transaction: a repeat (or EC2's own event) writes neither.
+      expect(docMock).toHaveReceivedCommandWith(TransactWriteCommand, {
+        TransactItems: [
+          {
+            Update: expect.objectContaining({
+              Key: keys.instance(ANNEX_ID, INSTANCE_ID),
+              UpdateExpression: 'SET interruptedAt = :at, interruption = :interruption',
+              ConditionExpression: 'attribute_exists(PK) AND attribute_not_exists(interruption)',
+              ExpressionAttributeValues: expect.objectContaining({
+                ':interruption': { action: 'terminate', time: '2030-01-01T00:10:00Z' },
+              }),
+            }),
+          },
+          { Put: expect.objectContaining({ Item: expect.objectContaining({ type: 'spot-interruption' }) }) },
+        ],
       });
     });
 
