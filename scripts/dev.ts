@@ -12,6 +12,7 @@ import { startEmulators } from './lib/emulators.ts';
 import { repoRoot } from './lib/serverless-config.ts';
 import { startEnforcer, type Enforcer } from './lib/enforcer.ts';
 import { startInstanceRunner, type InstanceRunner } from './lib/instance-runner.ts';
+import { startSlackDev, type SlackDev } from './lib/slack-dev.ts';
 import { startLocalStack } from './lib/stack.ts';
 
 const port = (name: string, fallback: number): number => {
@@ -51,7 +52,7 @@ const main = async () => {
     log: (line) => console.error(`[emulators] ${line}`),
   });
   let stack: Awaited<ReturnType<typeof startLocalStack>> | undefined;
-  const running: { enforcer?: Enforcer; instances?: InstanceRunner } = {};
+  const running: { enforcer?: Enforcer; instances?: InstanceRunner; slack?: SlackDev } = {};
   let stopping = false;
   const stop = async (code: number) => {
     if (stopping) return;
@@ -59,6 +60,7 @@ const main = async () => {
     console.error('\nstopping the local stack…');
     await running.instances?.stop().catch(() => undefined);
     await running.enforcer?.stop().catch(() => undefined);
+    await running.slack?.stop().catch(() => undefined);
     await stack?.stop().catch(() => undefined);
     await emulators.stop();
     process.exit(code);
@@ -79,6 +81,10 @@ const main = async () => {
     await stop(1);
     return;
   }
+
+  // Slack: signed /annex requests work against ANNEX_API_URL; the worker runs in this process
+  // (Lambda's Invoke API served locally) and answers reach a local stand-in for Slack.
+  running.slack = await startSlackDev(stack, { log: (line) => console.error(`[slack] ${line}`) });
 
   // Expiry schedules fire on time and the sweep runs every minute, as on AWS.
   running.enforcer = startEnforcer({
@@ -118,6 +124,9 @@ const main = async () => {
     AWS_SECRET_ACCESS_KEY: user.secretAccessKey,
     ANNEX_STAGE: stack.stage,
     ANNEX_TABLE_NAME: stack.tableName,
+    // Slack (workspace T0DEV, user U0DEV → the default user): `npm run dev:slack -- "/annex list"`.
+    SLACK_SIGNING_SECRET: running.slack.signingSecret,
+    ANNEX_SLACK_STANDIN_URL: running.slack.standIn.url,
   };
   writeFileSync(
     join(dir, 'dev.env'),
@@ -138,6 +147,8 @@ Annex local stack is up (everything on 127.0.0.1, nothing touches AWS).
   moto (EC2, SSM, KMS, IAM, …)      ${stack.motoEndpoint}
   users                             ${stack.users.map((u) => `${u.name}${u.admin === true ? ' (admin)' : ''}`).join(', ')}  → .annex/dev-users.json
   pool                              default (shared, registered by admin)
+  Slack                             POST $ANNEX_API_URL/v1/slack/commands (signed with SLACK_SIGNING_SECRET);
+                                    team T0DEV user U0DEV → ${user.name}; answers go to ${running.slack.standIn.url}
   enforcement                       expiry schedules fire on time; the sweep runs every minute
   instances                         ${
     running.instances === undefined
@@ -163,6 +174,10 @@ In another terminal:
   curl -sS ${sign} -H 'content-type: application/json' -d '{"durationSeconds":7200}' "$ANNEX_API_URL/v1/annexes/demo/extend"
   curl -sS ${sign} -H 'content-type: application/json' -d '{"count":1}' "$ANNEX_API_URL/v1/annexes/demo/instances"
   curl -sS ${sign} -X DELETE "$ANNEX_API_URL/v1/annexes/demo"
+
+  # the same from Slack: a signed slash command, then what the Slack stand-in received
+  npm run dev:slack -- "/annex create demo2 count=1 type=m5.large duration=1h"
+  npm run dev:slack -- --click extend demo2
 
   # the instances as EC2 (moto) has them, with their heartbeats
   npm run dev:instances

@@ -7,7 +7,6 @@ import * as z from 'zod/mini';
 import type { InstanceSettings, LaunchSettings, Settings, SweepSettings } from './domain/ports.ts';
 import type { ScheduleTarget } from './aws/schedules.ts';
 import type { SlackSettings } from './slack/ports.ts';
-import type { SlackSettings } from './slack/ports.ts';
 
 const list = z.pipe(
   z.optional(z.string()),
@@ -197,7 +196,7 @@ const SlackSchema = z.object({
   ANNEX_SLACK_BOT_TOKEN_PARAMETER: optionalText,
   ANNEX_SLACK_RESPONSE_URL_PREFIX: url('https://hooks.slack.com/'),
   ANNEX_SLACK_API_URL: url('https://slack.com/api/'),
-  ANNEX_SLACK_WORKER_FUNCTION: z.string().check(z.regex(/^[\w:.-]{1,170}$/)),
+  ANNEX_SLACK_WORKER_FUNCTION: z.optional(z.string().check(z.regex(/^[\w:.-]{1,170}$/))),
   ANNEX_SLACK_WARN_BEFORE_SECONDS: positiveInt(600),
 });
 
@@ -214,48 +213,7 @@ export const slackSettings = (env: NodeJS.ProcessEnv = process.env): SlackSettin
     botTokenParameter: c.ANNEX_SLACK_BOT_TOKEN_PARAMETER ?? `/annex/${c.ANNEX_STAGE}/slack/bot-token`,
     responseUrlPrefix: c.ANNEX_SLACK_RESPONSE_URL_PREFIX,
     apiUrl: c.ANNEX_SLACK_API_URL,
-    workerFunction: c.ANNEX_SLACK_WORKER_FUNCTION,
-    warnBeforeSeconds: c.ANNEX_SLACK_WARN_BEFORE_SECONDS,
-  };
-  if (env === process.env) cachedSlack = value;
-  return value;
-};
-
-const url = (fallback: string) =>
-  z.pipe(
-    z.pipe(
-      z.optional(z.string()),
-      z.transform((v) => (v === undefined || v === '' ? fallback : v)),
-    ),
-    // https, or plain http to the loopback interface only (the local stand-in for Slack).
-    z.string().check(z.regex(/^(https:\/\/[^\s/@]+|http:\/\/(127\.0\.0\.1|localhost)(:\d+)?)(\/\S*)?\/$/)),
-  );
-
-const SlackSchema = z.object({
-  ANNEX_STAGE: z.string(),
-  ANNEX_SLACK_TEAM_IDS: list,
-  ANNEX_SLACK_SIGNING_SECRET_PARAMETER: optionalText,
-  ANNEX_SLACK_BOT_TOKEN_PARAMETER: optionalText,
-  ANNEX_SLACK_RESPONSE_URL_PREFIX: url('https://hooks.slack.com/'),
-  ANNEX_SLACK_API_URL: url('https://slack.com/api/'),
-  ANNEX_SLACK_WORKER_FUNCTION: z.string().check(z.regex(/^[\w:.-]{1,170}$/)),
-  ANNEX_SLACK_WARN_BEFORE_SECONDS: positiveInt(600),
-});
-
-let cachedSlack: SlackSettings | undefined;
-
-/** Slack support: allowed workspaces, where its secrets live, where answers may go. */
-export const slackSettings = (env: NodeJS.ProcessEnv = process.env): SlackSettings => {
-  if (cachedSlack !== undefined && env === process.env) return cachedSlack;
-  const c = parse(SlackSchema, env);
-  const value: SlackSettings = {
-    teamIds: c.ANNEX_SLACK_TEAM_IDS,
-    signingSecretParameter:
-      c.ANNEX_SLACK_SIGNING_SECRET_PARAMETER ?? `/annex/${c.ANNEX_STAGE}/slack/signing-secret`,
-    botTokenParameter: c.ANNEX_SLACK_BOT_TOKEN_PARAMETER ?? `/annex/${c.ANNEX_STAGE}/slack/bot-token`,
-    responseUrlPrefix: c.ANNEX_SLACK_RESPONSE_URL_PREFIX,
-    apiUrl: c.ANNEX_SLACK_API_URL,
-    workerFunction: c.ANNEX_SLACK_WORKER_FUNCTION,
+    ...(c.ANNEX_SLACK_WORKER_FUNCTION === undefined ? {} : { workerFunction: c.ANNEX_SLACK_WORKER_FUNCTION }),
     warnBeforeSeconds: c.ANNEX_SLACK_WARN_BEFORE_SECONDS,
   };
   if (env === process.env) cachedSlack = value;

@@ -5,7 +5,7 @@
  */
 import { LambdaClient } from '@aws-sdk/client-lambda';
 import { SSMClient } from '@aws-sdk/client-ssm';
-import { slackSettings } from '../config.ts';
+import { ConfigError, slackSettings } from '../config.ts';
 import { HttpSlackMessenger } from '../slack/client.ts';
 import type { SlackEdgeDeps } from '../slack/http.ts';
 import type { SlackIngressDeps, SlackNotifyDeps } from '../slack/service.ts';
@@ -32,6 +32,9 @@ export const slackIngressDeps = (): SlackIngressDeps & SlackEdgeDeps => {
   if (ingress === undefined) {
     const { clock, log } = readDeps();
     const slack = slackSettings();
+    if (slack.workerFunction === undefined) {
+      throw new ConfigError('invalid configuration: ANNEX_SLACK_WORKER_FUNCTION');
+    }
     ingress = {
       slackStore: slackStore(),
       jobs: new LambdaSlackJobs(new LambdaClient({}), slack.workerFunction),

@@ -28,7 +28,8 @@ export const escape = (text: string): string =>
 
 /** `1d 2h`, `1h 23m`, `9m`, `45s`. */
 export const formatDuration = (seconds: number): string => {
-  const s = Math.max(0, Math.round(seconds));
+  // A countdown reads best in whole minutes, rounded up: 59m59s left is "1h".
+  const s = seconds >= 60 ? Math.ceil(seconds / 60) * 60 : Math.max(0, Math.round(seconds));
   const d = Math.floor(s / 86400);
   const h = Math.floor((s % 86400) / 3600);
   const m = Math.floor((s % 3600) / 60);
@@ -121,6 +122,7 @@ export const cardBlocks = (a: CardAnnex, now: Date): unknown[] => [
   ...(isLive(a.state) && a.state !== 'TERMINATING' ? [buttons(a)] : []),
 ];
 
+/** A card with an optional headline (mrkdwn, so a caller escapes what it did not write itself). */
 export const statusCard = (
   a: CardAnnex,
   now: Date,
@@ -134,7 +136,7 @@ export const statusCard = (
   blocks: [
     ...(options.headline === undefined
       ? []
-      : [{ type: 'section', text: { type: 'mrkdwn', text: escape(options.headline) } }]),
+      : [{ type: 'section', text: { type: 'mrkdwn', text: options.headline } }]),
     ...cardBlocks(a, now),
   ],
 });

@@ -41,8 +41,8 @@ export interface SlackSettings {
   responseUrlPrefix: string;
   /** Slack Web API base, ending in `/` (https://slack.com/api/ in production). */
   apiUrl: string;
-  /** The worker function (name or ARN). */
-  workerFunction: string;
+  /** The worker function (name or ARN); only the acknowledging routes need it. */
+  workerFunction?: string;
   /** How long before expiry the warning goes out. */
   warnBeforeSeconds: number;
 }

@@ -24,6 +24,7 @@ import { CreateAnnexBody } from '../http/schemas.ts';
 import {
   ephemeral,
   endedMessage,
+  escape,
   helpMessage,
   listMessage,
   statusCard,
@@ -278,17 +279,17 @@ const runCommand = async (
         });
       }
       return statusCard(await cardOf(deps, annex), now(), {
-        headline: `<@${job.userId}> created annex ${annex.name}`,
+        headline: `<@${job.userId}> created annex ${escape(annex.name)}`,
         inChannel: true,
       });
     }
     case 'extend': {
       const annex = await extendBy(deps, caller, { name: command.name }, command.bySeconds);
-      return statusCard(await cardOf(deps, annex), now(), { headline: `Extended ${annex.name}` });
+      return statusCard(await cardOf(deps, annex), now(), { headline: `Extended ${escape(annex.name)}` });
     }
     case 'terminate': {
       const annex = await deleteAnnex(deps, caller, { name: command.name });
-      return statusCard(await cardOf(deps, annex), now(), { headline: `Terminated ${annex.name}` });
+      return statusCard(await cardOf(deps, annex), now(), { headline: `Terminated ${escape(annex.name)}` });
     }
   }
 };
@@ -302,7 +303,7 @@ const runAction = async (
   if (action.kind === 'extend') {
     const annex = await extendBy(deps, caller, ref, 3600, action.annex.id);
     return statusCard(await cardOf(deps, annex), deps.clock.now(), {
-      headline: `Extended ${annex.name} by 1h`,
+      headline: `Extended ${escape(annex.name)} by 1h`,
       replace: true,
     });
   }
@@ -310,7 +311,7 @@ const runAction = async (
   if (current.id !== action.annex.id) throw gone(ref.name);
   const annex = await deleteAnnex(deps, caller, ref);
   return statusCard(await cardOf(deps, annex), deps.clock.now(), {
-    headline: `Terminated ${annex.name}`,
+    headline: `Terminated ${escape(annex.name)}`,
     replace: true,
   });
 };
