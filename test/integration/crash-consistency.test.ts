@@ -47,9 +47,11 @@ import {
 import { isAnnexError } from '../../shared/domain/errors.ts';
 import { isLive } from '../../shared/domain/lease.ts';
 import type { Annex, Caller } from '../../shared/domain/model.ts';
+import { handleEc2Event, parseEc2Event } from '../../shared/domain/ec2-events.ts';
 import { putPool } from '../../shared/domain/pools.ts';
 import type { Clock, Logger, Settings } from '../../shared/domain/ports.ts';
 import { sweep, type SweepDeps, type SweepReport } from '../../shared/domain/sweep.ts';
+import { ec2Event } from '../support/ec2-events.ts';
 import { startMotoShim } from '../support/moto-shim.ts';
 
 /** The simulated crash: thrown right after an AWS call completed, and by every call after it. */
@@ -425,7 +427,7 @@ interface Target {
 }
 
 interface Operation {
-  name: 'create' | 'add-nodes' | 'extend' | 'delete';
+  name: 'create' | 'add-nodes' | 'extend' | 'delete' | 'replace';
   /** What the operation acts on, made through the healthy incarnation (not counted). */
   prepare(world: World): Promise<Target>;
   /** The request; run again unchanged (same Idempotency-Key where it has one) as the retry. */
@@ -492,6 +494,40 @@ const OPERATIONS: Operation[] = [
     request: (deps, t) => deleteAnnex(deps, ALICE, { name: t.name }),
     firstWrite: 'TransactWriteItems',
   },
+  {
+    // EC2 warns that it takes back one instance of a spot annex that asked for replacements: the
+    // event is recorded and a replacement batch of one is launched (handlers/ec2-events.ts). The
+    // retry is EventBridge delivering the same event again. `key` carries the warned instance.
+    name: 'replace',
+    prepare: async (world) => {
+      const { annex } = await createAnnex(
+        world.healthy.deps,
+        ALICE,
+        {
+          ...createInput('spotty'),
+          market: 'spot',
+          instanceTypes: ['m5.large', 'c5.large'],
+          replaceInterrupted: true,
+        },
+        uniqueKey('setup'),
+      );
+      if (annex.state !== 'RUNNING') throw new Error(`set-up annex is ${annex.state}`);
+      const victim = (await world.probe.listInstances(annex.id))[0]?.instanceId ?? '';
+      return { annexId: annex.id, name: annex.name, key: victim, before: annex };
+    },
+    request: async (deps, t) => {
+      // The same event on every delivery (EventBridge's id and time), stamped at the annex's creation.
+      const event = parseEc2Event(
+        ec2Event('spot-interruption-warning', t.key, { time: t.before?.createdAt }),
+      );
+      if (event === undefined || t.annexId === undefined) throw new Error('no event to deliver');
+      await handleEc2Event(deps, event);
+      const annex = await deps.store.getAnnex(t.annexId);
+      if (annex === undefined) throw new Error(`annex ${t.annexId} is gone`);
+      return annex;
+    },
+    firstWrite: 'TransactWriteItems',
+  },
 ];
 
 // ---------------------------------------------------------------------------------------------
@@ -540,9 +576,11 @@ const runCase = async (op: Operation, crashAt?: number): Promise<CaseRun> => {
       violations: await violations(world, known),
     };
 
-    const launchesBefore = world.healthy.calls.count('RunInstances');
+    const launches = () =>
+      world.healthy.calls.count('RunInstances') + world.healthy.calls.count('CreateFleet');
+    const launchesBefore = launches();
     const retried = await op.request(world.healthy.deps, target);
-    const launchesInRetry = world.healthy.calls.count('RunInstances') - launchesBefore;
+    const launchesInRetry = launches() - launchesBefore;
 
     world.clock.offsetSeconds = SECOND_SWEEP_AT_S;
     const secondSweep = await sweep(world.healthy.deps);
@@ -577,11 +615,18 @@ const runCase = async (op: Operation, crashAt?: number): Promise<CaseRun> => {
 // ---------------------------------------------------------------------------------------------
 // What "converges" means, per operation and per how far the crashed request got
 
-type Phase = 'nothing-written' | 'written-not-launched' | 'launched' | 'written';
+type Phase = 'nothing-written' | 'written-not-launched' | 'launched' | 'written' | 'noticed';
 
 const phaseOf = (op: Operation, calls: CallRecord[], crashAt: number): Phase => {
   const index = (command: string) => calls.findIndex((c) => c.command === command) + 1;
   if (crashAt < index(op.firstWrite)) return 'nothing-written';
+  if (op.name === 'replace') {
+    // The first transaction records the warning; the second starts the replacement batch.
+    const batchStarted =
+      calls.findIndex((c, i) => i >= index(op.firstWrite) && c.command === 'TransactWriteItems') + 1;
+    if (crashAt < batchStarted) return 'noticed';
+    return crashAt < index('CreateFleet') ? 'written-not-launched' : 'launched';
+  }
   if (op.name === 'create' || op.name === 'add-nodes') {
     return crashAt < index('RunInstances') ? 'written-not-launched' : 'launched';
   }
@@ -589,6 +634,13 @@ const phaseOf = (op: Operation, calls: CallRecord[], crashAt: number): Phase => 
 };
 
 const EXPECTATION: Record<Operation['name'], Partial<Record<Phase, string>>> = {
+  replace: {
+    'nothing-written': 'nothing to repair; the redelivered warning is recorded and replaced once',
+    noticed: 'the warning is recorded; the redelivery replaces the instance once (no second event)',
+    'written-not-launched':
+      'the sweep abandons the empty replacement batch (requestedCount unchanged); the redelivery launches nothing',
+    launched: 'the sweep adopts the replacement (or it was recorded); the redelivery launches nothing',
+  },
   create: {
     'nothing-written': 'nothing to repair; the retry creates the annex and launches once',
     'written-not-launched':
@@ -687,6 +739,16 @@ const assertConverged = (expect: ExpectStatic, op: Operation, run: CaseRun, phas
       expect(retried).toMatchObject({ state: 'TERMINATED', endReason: 'user' });
       expect(afterRetry.running).toBe(0);
       break;
+    case 'replace': {
+      const relaunched = phase === 'nothing-written' || phase === 'noticed';
+      expect(run.launchesInRetry).toBe(relaunched ? 1 : 0);
+      expect(afterCrash.annex).toMatchObject({ state: 'RUNNING', requestedCount: COUNT });
+      expect(afterCrash.annex?.launching).toBeUndefined();
+      // A replacement never adds to what the annex asks for, and is counted once.
+      expect(retried).toMatchObject({ state: 'RUNNING', requestedCount: COUNT, replacements: 1 });
+      expect(afterRetry.running).toBe(phase === 'written-not-launched' ? COUNT : COUNT + 1);
+      break;
+    }
   }
 };
 
