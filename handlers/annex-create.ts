@@ -13,7 +13,12 @@ export const handler = route(
     const { annex } = await createAnnex(
       launchDeps(),
       caller,
-      { ...body, pool: body.pool ?? 'default', market: body.market ?? 'on-demand' },
+      {
+        ...body,
+        pool: body.pool ?? 'default',
+        // A spot fleet config implies its market (spot, or mixed with an on-demand part).
+        ...(body.spotFleetConfig === undefined ? { market: body.market ?? 'on-demand' } : {}),
+      },
       idempotencyKey,
     );
     return { status: 201, body: { annex: annexView(annex) } };

@@ -22,12 +22,23 @@ import {
 import { clientToken } from '../domain/lease.ts';
 import type { InstanceState } from '../domain/model.ts';
 import type {
+  AnnexLaunchTemplate,
   Compute,
   LaunchedInstance,
   LaunchRequest,
   LaunchResult,
   TaggedInstance,
 } from '../domain/ports.ts';
+import {
+  createFleetInput,
+  createLaunchTemplateInput,
+  describeStageTemplates,
+  fleetOutcome,
+  launchTemplateName,
+  sendCreateFleet,
+  sendCreateLaunchTemplate,
+  sendDeleteLaunchTemplate,
+} from './fleet.ts';
 
 export const TAG = {
   id: 'annex:id',
@@ -38,13 +49,29 @@ export const TAG = {
   batch: 'annex:batch',
 } as const;
 
-type ErrorKind = 'capacity' | 'limit' | 'not-found' | 'retryable' | 'conflict' | { field: string };
+type ErrorKind =
+  | 'capacity'
+  | 'limit'
+  | 'not-found'
+  | 'template-not-found'
+  | 'template-exists'
+  | 'retryable'
+  | 'conflict'
+  | { field: string };
 
 /** EC2 error codes this adapter understands, by kind (everything else is unexpected). */
 const ERROR_KINDS: [RegExp, ErrorKind][] = [
-  [/^(InsufficientInstanceCapacity|InsufficientCapacity|InsufficientHostCapacity|Unsupported)$/, 'capacity'],
+  [
+    /^(InsufficientInstanceCapacity|InsufficientCapacity|InsufficientHostCapacity|Unsupported|UnfulfillableCapacity|SpotMaxPriceTooLow)$/,
+    'capacity',
+  ],
   [/^(InstanceLimitExceeded|VcpuLimitExceeded|MaxSpotInstanceCountExceeded|ResourceLimitExceeded)$/, 'limit'],
   [/^InvalidInstanceID\.(NotFound|Malformed)$/, 'not-found'],
+  [
+    /^(InvalidLaunchTemplateName\.NotFoundException|InvalidLaunchTemplateId\.NotFound)$/,
+    'template-not-found',
+  ],
+  [/^InvalidLaunchTemplateName\.AlreadyExistsException$/, 'template-exists'],
   [
     /^(RequestLimitExceeded|Throttling|InternalError|InternalFailure|ServiceUnavailable|Unavailable)$/,
     'retryable',
@@ -57,6 +84,7 @@ const ERROR_KINDS: [RegExp, ErrorKind][] = [
   [/^InvalidInstanceType$/, { field: 'instanceTypes' }],
   [/^InvalidUserData\./, { field: 'userData' }],
   [/^InvalidParameterValue$/, { field: 'request' }],
+  [/^InvalidFleetConfiguration$/, { field: 'request' }],
 ];
 
 const codeOf = (e: unknown): string => {
@@ -97,6 +125,7 @@ const toLaunched = (i: Instance, batch: number): LaunchedInstance => {
   return {
     instanceId: i.InstanceId ?? '',
     instanceType: i.InstanceType ?? 'unknown',
+    market: i.InstanceLifecycle === 'spot' ? 'spot' : 'on-demand',
     state: state !== undefined && STATES.has(state) ? state : 'pending',
     batch: Number.isInteger(tagBatch) ? tagBatch : batch,
     launchedAt: (i.LaunchTime ?? new Date(0)).toISOString(),
@@ -166,6 +195,9 @@ export class Ec2Compute implements Compute {
 
   async launch(req: LaunchRequest): Promise<LaunchResult> {
     const { spec } = req;
+    // Spot, mixed, and hardware needs instead of types go through EC2 Fleet; plain on-demand
+    // keeps RunInstances (types tried in order).
+    if (spec.market !== 'on-demand' || spec.instanceTypes.length === 0) return this.launchFleet(req);
     const tags: Tag[] = [
       ...Object.entries(spec.tags).map(([Key, Value]) => ({ Key, Value })),
       ...(spec.tags.Name === undefined ? [{ Key: 'Name', Value: `annex-${req.annexName}` }] : []),
@@ -221,6 +253,68 @@ export class Ec2Compute implements Compute {
     throw limitExceeded(
       `no capacity for ${req.count} × ${spec.instanceTypes.join('|')}: ${attempts.map((a) => a.error).join(', ')}`,
     );
+  }
+
+  /**
+   * One instant fleet from the annex's launch template (created first if missing). The fleet's
+   * client token is the batch's; a relaunch after an unknown outcome is prevented by the caller's
+   * look-up by tag (findBatchInstances), never by the token alone.
+   */
+  private async launchFleet(req: LaunchRequest): Promise<LaunchResult> {
+    const templateName = launchTemplateName(req.stage, req.annexId);
+    const annexTags: Tag[] = [
+      ...Object.entries(req.spec.tags).map(([Key, Value]) => ({ Key, Value })),
+      { Key: TAG.id, Value: req.annexId },
+      { Key: TAG.name, Value: req.annexName },
+      { Key: TAG.owner, Value: req.owner },
+      { Key: TAG.stage, Value: req.stage },
+    ];
+    try {
+      await sendCreateLaunchTemplate(this.ec2, createLaunchTemplateInput(req, templateName, annexTags));
+    } catch (e) {
+      // Created by an earlier batch or attempt of this annex: its contents are the annex's, fixed at creation.
+      if (classifyEc2Error(e) !== 'template-exists') return translate(e, 'the launch template');
+    }
+    const tags: Tag[] = [
+      ...(req.spec.tags.Name === undefined ? [{ Key: 'Name', Value: `annex-${req.annexName}` }] : []),
+      ...annexTags,
+      { Key: TAG.expiresAt, Value: req.expiresAt },
+      { Key: TAG.batch, Value: String(req.batch) },
+    ];
+    let out;
+    try {
+      out = await sendCreateFleet(this.ec2, createFleetInput(req, templateName, tags));
+    } catch (e) {
+      return translate(e, 'the fleet launch');
+    }
+    const { instances, errors } = fleetOutcome(out, req.batch, new Date().toISOString());
+    if (instances.length === 0) {
+      // An instant fleet that launched nothing is a definite refusal: say which kind.
+      const first = errors[0];
+      const kind = first === undefined ? undefined : classifyEc2Error({ name: first.code });
+      const codes = [...new Set(errors.map((e) => e.code))].join(', ') || 'no instances';
+      if (typeof kind === 'object') {
+        throw validationError(kind.field, `EC2 refused it (${first?.code}): ${first?.message}`);
+      }
+      throw limitExceeded(`the fleet launched none of ${req.count} instance(s): ${codes}`);
+    }
+    return { instances, attempts: [], fleetErrors: errors };
+  }
+
+  async deleteLaunchTemplate(annexId: string): Promise<void> {
+    try {
+      await sendDeleteLaunchTemplate(this.ec2, launchTemplateName(this.stage, annexId));
+    } catch (e) {
+      if (classifyEc2Error(e) !== 'template-not-found') translate(e, 'the launch template deletion');
+    }
+  }
+
+  async listLaunchTemplates(): Promise<AnnexLaunchTemplate[]> {
+    try {
+      return await describeStageTemplates(this.ec2, this.stage, TAG);
+    } catch (e) {
+      return translate(e, 'the launch template listing');
+    }
   }
 
   async retag(instanceIds: string[], tags: Record<string, string>): Promise<void> {

@@ -22,23 +22,28 @@ import {
   requestHash,
   toIso,
 } from './lease.ts';
-import { annexCost } from './cost.ts';
 import type {
+  AllocationStrategy,
   Annex,
   AnnexEvent,
   Caller,
+  CapacityPolicy,
   EndReason,
   InstanceRecord,
+  InstanceRequirements,
   LaunchSpec,
   Market,
   PendingBatch,
 } from './model.ts';
+import { translateSpotFleetConfig } from './spot-fleet-config.ts';
+import { annexCost } from './cost.ts';
 import { DEFAULT_MAX_REPLACEMENTS } from './replacement.ts';
 import type {
   AnnexChanges,
   Clock,
   Compute,
   ExpirySchedules,
+  FleetError,
   LaunchedInstance,
   LaunchSettings,
   LeaseStore,
@@ -60,7 +65,7 @@ export interface ExtendDeps extends ReadDeps {
 }
 
 export interface TerminateDeps extends ReadDeps {
-  compute: Pick<Compute, 'listAnnexInstances' | 'terminate'>;
+  compute: Pick<Compute, 'listAnnexInstances' | 'terminate' | 'deleteLaunchTemplate'>;
   secrets: Pick<SecretStore, 'deleteAnnexCredential'>;
   schedules: ExpirySchedules;
 }
@@ -75,9 +80,19 @@ export interface LaunchDeps extends ReadDeps {
 export interface CreateAnnexInput {
   name: string;
   pool: string;
-  count: number;
-  instanceTypes: string[];
-  market: Market;
+  /** Required unless `spotFleetConfig` gives a TargetCapacity. */
+  count?: number;
+  /** Instance types, or else `instanceRequirements` (or a `spotFleetConfig` naming either). */
+  instanceTypes?: string[];
+  instanceRequirements?: InstanceRequirements;
+  /** Default on-demand (or what `spotFleetConfig` implies). */
+  market?: Market;
+  allocationStrategy?: AllocationStrategy;
+  maxPrice?: string;
+  onDemandBaseCount?: number;
+  capacityPolicy?: CapacityPolicy;
+  /** condor_annex's -aws-spot-fleet-config-file: fields given in the request take precedence. */
+  spotFleetConfig?: Record<string, unknown>;
   imageId?: string;
   subnetIds?: string[];
   securityGroupIds?: string[];
@@ -104,7 +119,81 @@ export interface ExtendAnnexInput {
 export interface AddNodesInput {
   count: number;
   instanceTypes?: string[];
+  /** This batch's market (default: the annex's) and, for mixed, its on-demand base. */
+  market?: Market;
+  onDemandBaseCount?: number;
 }
+
+/** A create request with its spot fleet config (if any) applied and the defaults filled in. */
+type ResolvedCreate = Omit<CreateAnnexInput, 'spotFleetConfig'> & {
+  count: number;
+  instanceTypes: string[];
+  market: Market;
+  availabilityZones?: string[];
+};
+
+const defined = <T extends object>(o: T): Partial<T> =>
+  Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+
+const resolveCreate = (input: CreateAnnexInput): ResolvedCreate => {
+  const { spotFleetConfig, ...explicit } = input;
+  const fromConfig = spotFleetConfig === undefined ? {} : translateSpotFleetConfig(spotFleetConfig);
+  const merged = { ...fromConfig, ...defined(explicit) };
+  if (merged.count === undefined) throw validationError('count', 'required');
+  const resolved: ResolvedCreate = {
+    ...merged,
+    name: input.name,
+    pool: input.pool,
+    count: merged.count,
+    instanceTypes: merged.instanceTypes ?? [],
+    market: merged.market ?? 'on-demand',
+  };
+  checkMarket(resolved, resolved.count);
+  return resolved;
+};
+
+/** The rules between market, types and the spot options (both for create and for a batch). */
+const checkMarket = (
+  spec: Pick<
+    ResolvedCreate,
+    | 'market'
+    | 'instanceTypes'
+    | 'instanceRequirements'
+    | 'onDemandBaseCount'
+    | 'maxPrice'
+    | 'allocationStrategy'
+  >,
+  count: number,
+): void => {
+  if (spec.instanceTypes.length === 0 && spec.instanceRequirements === undefined) {
+    throw validationError('instanceTypes', 'give instanceTypes or instanceRequirements');
+  }
+  if (spec.instanceTypes.length > 0 && spec.instanceRequirements !== undefined) {
+    throw validationError('instanceRequirements', 'give instanceTypes or instanceRequirements, not both');
+  }
+  if (spec.market === 'mixed') {
+    if (spec.onDemandBaseCount === undefined) {
+      throw validationError('onDemandBaseCount', 'required with market mixed');
+    }
+    if (spec.onDemandBaseCount > count) {
+      throw validationError('onDemandBaseCount', `must not exceed count (${count})`);
+    }
+  } else if (spec.onDemandBaseCount !== undefined) {
+    throw validationError('onDemandBaseCount', 'only with market mixed');
+  }
+  if (spec.market === 'on-demand') {
+    if (spec.maxPrice !== undefined) throw validationError('maxPrice', 'only with market spot or mixed');
+    if (spec.allocationStrategy !== undefined) {
+      throw validationError('allocationStrategy', 'only with market spot or mixed');
+    }
+  }
+};
+
+/** "3 × m5.large|c5.large (spot)" for events and logs. */
+const describeBatch = (count: number, spec: Pick<LaunchSpec, 'instanceTypes' | 'market'>): string =>
+  `${count} × ${spec.instanceTypes.length > 0 ? spec.instanceTypes.join('|') : 'instance requirements'}${
+    spec.market === 'on-demand' ? '' : ` (${spec.market})`
+  }`;
 
 /** The interruption and budget settings of a create request, checked (see ec2-events.ts, cost.ts). */
 const replacementAndBudget = (
@@ -184,28 +273,38 @@ export const createAnnex = async (
   idempotencyKey?: string,
 ): Promise<{ annex: Annex; replayed: boolean }> => {
   const now = deps.clock.now();
-  if (input.count > deps.settings.maxInstancesPerAnnex) {
+  const request = resolveCreate(input);
+  if (request.count > deps.settings.maxInstancesPerAnnex) {
     throw validationError('count', `at most ${deps.settings.maxInstancesPerAnnex} instances per annex`);
   }
   const { expiresAt } = leaseExpiry(
     now,
-    { durationSeconds: input.durationSeconds },
+    { durationSeconds: request.durationSeconds },
     deps.settings.maxDurationSeconds,
   );
-  const imageId = input.imageId ?? deps.launch.defaultImageId;
+  const imageId = request.imageId ?? deps.launch.defaultImageId;
   if (imageId === undefined) throw validationError('imageId', 'required: no default image is configured');
   const pool = await deps.store.getPool(input.pool, caller.principalArn);
   if (pool === undefined) throw validationError('pool', `no pool named ${input.pool} is registered for you`);
 
   const spec: LaunchSpec = {
-    market: input.market,
-    instanceTypes: input.instanceTypes,
+    market: request.market,
+    instanceTypes: request.instanceTypes,
     imageId,
-    subnetIds: input.subnetIds ?? deps.launch.defaultSubnetIds,
-    securityGroupIds: input.securityGroupIds ?? deps.launch.defaultSecurityGroupIds,
-    tags: input.tags ?? {},
-    ...(input.keyName === undefined ? {} : { keyName: input.keyName }),
-    ...(input.userData === undefined ? {} : { userData: input.userData }),
+    subnetIds:
+      request.subnetIds ?? (request.availabilityZones === undefined ? deps.launch.defaultSubnetIds : []),
+    securityGroupIds: request.securityGroupIds ?? deps.launch.defaultSecurityGroupIds,
+    tags: request.tags ?? {},
+    ...defined({
+      instanceRequirements: request.instanceRequirements,
+      allocationStrategy: request.allocationStrategy,
+      maxPrice: request.maxPrice,
+      onDemandBaseCount: request.onDemandBaseCount,
+      capacityPolicy: request.capacityPolicy,
+      availabilityZones: request.subnetIds === undefined ? request.availabilityZones : undefined,
+      keyName: request.keyName,
+      userData: request.userData,
+    }),
   };
   const annex: Annex = {
     id: annexIdFor(deps.settings.stage, caller.principalArn, idempotencyKey),
@@ -215,10 +314,10 @@ export const createAnnex = async (
     poolCredentialParameter: pool.credentialParameter,
     state: 'REQUESTED',
     spec,
-    requestedCount: input.count,
+    requestedCount: request.count,
     batches: 1,
-    launching: { batch: 1, count: input.count, instanceTypes: input.instanceTypes },
-    idleSeconds: input.idleSeconds ?? DEFAULT_IDLE_SECONDS,
+    launching: { batch: 1, count: request.count, instanceTypes: request.instanceTypes },
+    idleSeconds: request.idleSeconds ?? DEFAULT_IDLE_SECONDS,
     createdAt: toIso(now),
     updatedAt: toIso(now),
     expiresAt: toIso(expiresAt),
@@ -227,7 +326,7 @@ export const createAnnex = async (
       collectorHost: pool.collectorHost,
       collectorPort: pool.collectorPort,
       credentialType: pool.credentialType,
-      allowedUsers: input.allowedUsers ?? (pool.condorUser === undefined ? [] : [pool.condorUser]),
+      allowedUsers: request.allowedUsers ?? (pool.condorUser === undefined ? [] : [pool.condorUser]),
       ...(pool.trustDomain === undefined ? {} : { trustDomain: pool.trustDomain }),
     },
     ...replacementAndBudget(input),
@@ -236,8 +335,13 @@ export const createAnnex = async (
 
   const outcome = await deps.store.createAnnex(
     annex,
-    event(annex, now, 'created', `annex requested: ${input.count} × ${input.instanceTypes.join('|')}`, {
-      detail: { count: input.count, instanceTypes: input.instanceTypes, expiresAt: annex.expiresAt },
+    event(annex, now, 'created', `annex requested: ${describeBatch(request.count, spec)}`, {
+      detail: {
+        count: request.count,
+        market: spec.market,
+        instanceTypes: spec.instanceTypes,
+        expiresAt: annex.expiresAt,
+      },
     }),
   );
   if (outcome === 'name-taken') throw conflict(`an annex named ${input.name} is already live`);
@@ -280,7 +384,7 @@ export const instanceRecord = (annex: Annex, i: LaunchedInstance, at: string): I
   annexId: annex.id,
   batch: i.batch,
   instanceType: i.instanceType,
-  market: annex.spec.market,
+  market: i.market ?? (annex.spec.market === 'spot' ? 'spot' : 'on-demand'),
   state: i.state,
   launchedAt: i.launchedAt,
   updatedAt: at,
@@ -290,19 +394,46 @@ export const instanceRecord = (annex: Annex, i: LaunchedInstance, at: string): I
   ...(i.publicIpAddress === undefined ? {} : { publicIpAddress: i.publicIpAddress }),
 });
 
-/** Launches the pending batch, unless EC2 already has its instances (found by tag). */
+/** The spec one batch launches with: the annex's, with the batch's types and market. */
+const batchSpec = (spec: LaunchSpec, pending: PendingBatch): LaunchSpec => {
+  const market = pending.market ?? spec.market;
+  const { onDemandBaseCount: annexBase, instanceRequirements, ...rest } = spec;
+  const onDemandBaseCount = pending.onDemandBaseCount ?? annexBase;
+  return {
+    ...rest,
+    market,
+    instanceTypes: pending.instanceTypes,
+    ...(pending.instanceTypes.length === 0 && instanceRequirements !== undefined
+      ? { instanceRequirements }
+      : {}),
+    ...(market === 'mixed' && onDemandBaseCount !== undefined ? { onDemandBaseCount } : {}),
+  };
+};
+
+/**
+ * Launches the pending batch, unless EC2 already has its instances (found by tag). A batch EC2
+ * filled only in part is kept (`capacityPolicy: keep`), or given up (`all-or-nothing`).
+ */
 const runBatch = async (deps: LaunchDeps, annex: Annex): Promise<Annex> => {
   const pending = annex.launching;
   if (pending === undefined) {
     return deps.store.updateAnnex(annex, { state: 'RUNNING' });
   }
+  const allOrNothing = annex.spec.capacityPolicy === 'all-or-nothing';
   let instances = await deps.compute.findBatchInstances(annex.id, pending.batch);
   let attempts: { instanceType: string; subnetId?: string; error: string }[] = [];
+  let fleetErrors: FleetError[] = [];
   if (instances.length > 0) {
     deps.log.info('batch already launched; adopting its instances', {
       annexId: annex.id,
       batch: pending.batch,
       instanceIds: instances.map((i) => i.instanceId),
+    });
+  } else if (allOrNothing && (await batchWasLaunched(deps, annex.id, pending.batch))) {
+    // Launched short and terminated by an earlier attempt that stopped before giving it up: never again.
+    deps.log.info('batch was launched and terminated before; giving it up', {
+      annexId: annex.id,
+      batch: pending.batch,
     });
   } else {
     try {
@@ -314,13 +445,14 @@ const runBatch = async (deps: LaunchDeps, annex: Annex): Promise<Annex> => {
         batch: pending.batch,
         count: pending.count,
         expiresAt: annex.expiresAt,
-        spec: { ...annex.spec, instanceTypes: pending.instanceTypes },
+        spec: batchSpec(annex.spec, pending),
         ...(deps.launch.instanceProfileArn === undefined
           ? {}
           : { instanceProfileArn: deps.launch.instanceProfileArn }),
       });
       instances = result.instances;
       attempts = result.attempts;
+      fleetErrors = result.fleetErrors ?? [];
     } catch (e) {
       // A definite refusal launched nothing: record it and release what the batch reserved.
       if (isAnnexError(e, 'ValidationError') || isAnnexError(e, 'LimitExceeded')) {
@@ -332,16 +464,47 @@ const runBatch = async (deps: LaunchDeps, annex: Annex): Promise<Annex> => {
     }
   }
 
+  // Each reason the fleet gave for what it could not launch is on the annex's record.
+  for (const error of fleetErrors) {
+    await deps.store.appendEvent(
+      event(
+        annex,
+        deps.clock.now(),
+        'capacity-error',
+        `batch ${pending.batch}: ${error.code}: ${error.message}`,
+        {
+          detail: { batch: pending.batch, ...error },
+        },
+      ),
+    );
+  }
+  if (allOrNothing && instances.length < pending.count) {
+    return giveUpShortBatch(deps, annex, pending, instances);
+  }
+
   const now = toIso(deps.clock.now());
   await deps.store.putInstances(instances.map((i) => instanceRecord(annex, i, now)));
   const ids = instances.map((i) => i.instanceId);
+  const short = ids.length < pending.count ? ` of ${pending.count} requested` : '';
   try {
     return await deps.store.updateAnnex(
       annex,
       { state: 'RUNNING', launching: undefined },
-      event(annex, deps.clock.now(), 'launched', `batch ${pending.batch}: ${ids.length} instance(s)`, {
-        detail: { batch: pending.batch, instanceIds: ids, capacityErrors: attempts },
-      }),
+      event(
+        annex,
+        deps.clock.now(),
+        'launched',
+        `batch ${pending.batch}: ${ids.length} instance(s)${short}`,
+        {
+          detail: {
+            batch: pending.batch,
+            requested: pending.count,
+            instanceIds: ids,
+            capacityErrors: attempts,
+            ...(fleetErrors.length === 0 ? {} : { fleetErrors: fleetErrors.map((e) => e.code) }),
+          },
+        },
+      ),
     );
   } catch (e) {
     if (!isAnnexError(e, 'Conflict')) throw e;
@@ -357,6 +520,45 @@ const runBatch = async (deps: LaunchDeps, annex: Annex): Promise<Annex> => {
     }
     throw e;
   }
+};
+
+const batchWasLaunched = async (deps: LaunchDeps, annexId: string, batch: number): Promise<boolean> =>
+  (await deps.store.listInstances(annexId)).some((i) => i.batch === batch);
+
+/**
+ * `all-or-nothing` and EC2 gave fewer than asked: the first batch ends the annex FAILED
+ * (launch-failed) and terminates what it got; a later batch is terminated and given up, and the
+ * annex keeps running what it had. Records come first, so a retry after a crash at any step
+ * finds the batch (running or terminated) and never launches it again.
+ */
+const giveUpShortBatch = async (
+  deps: LaunchDeps,
+  annex: Annex,
+  pending: PendingBatch,
+  instances: LaunchedInstance[],
+): Promise<Annex> => {
+  const now = deps.clock.now();
+  const ids = instances.map((i) => i.instanceId);
+  const short = event(
+    annex,
+    now,
+    'capacity-short',
+    `batch ${pending.batch}: ${ids.length} of ${pending.count} instance(s); all-or-nothing, so none are kept`,
+    { reason: 'launch-failed', detail: { batch: pending.batch, requested: pending.count, instanceIds: ids } },
+  );
+  if (pending.batch === 1) {
+    await deps.store.putInstances(instances.map((i) => instanceRecord(annex, i, toIso(now))));
+    return endAnnex(deps, annex, 'FAILED', 'launch-failed', short);
+  }
+  await deps.store.putInstances(
+    instances.map((i) => ({ ...instanceRecord(annex, i, toIso(now)), state: 'terminated' as const })),
+  );
+  if (ids.length > 0) await deps.compute.terminate(ids);
+  return deps.store.updateAnnex(
+    annex,
+    { state: 'RUNNING', launching: undefined, requestedCount: withoutBatch(annex, pending) },
+    short,
+  );
 };
 
 /** What the annex asks for without a batch it gave up (a replacement never added to it). */
@@ -397,7 +599,14 @@ export const repairStuckLaunch = async (
     annex.state === 'LAUNCHING' && pending !== undefined
       ? await deps.compute.findBatchInstances(annex.id, pending.batch)
       : [];
-  if (pending !== undefined && found.length > 0) {
+  // all-or-nothing: a short batch is not adopted; a later batch's instances go (the first batch's
+  // go with the annex below).
+  const short =
+    annex.spec.capacityPolicy === 'all-or-nothing' && pending !== undefined && found.length < pending.count;
+  if (short && found.length > 0 && pending.batch !== 1) {
+    await deps.compute.terminate(found.map((i) => i.instanceId));
+  }
+  if (pending !== undefined && found.length > 0 && !short) {
     await deps.store.putInstances(found.map((i) => instanceRecord(annex, i, toIso(now))));
     const repaired = await deps.store.updateAnnex(
       annex,
@@ -510,14 +719,35 @@ export const addNodes = async (
   assertTransition(annex, 'LAUNCHING');
   const batch = annex.batches + 1;
   const instanceTypes = input.instanceTypes ?? annex.spec.instanceTypes;
+  const market = input.market ?? annex.spec.market;
+  const onDemandBaseCount =
+    market === 'mixed' ? (input.onDemandBaseCount ?? annex.spec.onDemandBaseCount) : input.onDemandBaseCount;
+  checkMarket(
+    {
+      market,
+      instanceTypes,
+      ...defined({
+        instanceRequirements: input.instanceTypes === undefined ? annex.spec.instanceRequirements : undefined,
+        onDemandBaseCount,
+      }),
+    },
+    input.count,
+  );
+  const launching: PendingBatch = {
+    batch,
+    count: input.count,
+    instanceTypes,
+    ...(input.market === undefined ? {} : { market }),
+    ...(input.onDemandBaseCount === undefined ? {} : { onDemandBaseCount: input.onDemandBaseCount }),
+  };
   const changes: AnnexChanges = {
     state: 'LAUNCHING',
     batches: batch,
     requestedCount: annex.requestedCount + input.count,
-    launching: { batch, count: input.count, instanceTypes },
+    launching,
   };
   const requested = event(annex, deps.clock.now(), 'nodes-requested', `batch ${batch}: ${input.count} more`, {
-    detail: { batch, count: input.count, instanceTypes },
+    detail: { batch, count: input.count, instanceTypes, market },
   });
   annex =
     idempotencyKey === undefined
@@ -651,6 +881,13 @@ export const endAnnex = async (
     deps.log.warn('could not delete the annex credential', { annexId: current.id, error: String(e) });
   }
   await cancelSchedule(deps, current);
+  try {
+    // Fleet launches made one; annexes that never launched a fleet have none (NotFound is success).
+    await deps.compute.deleteLaunchTemplate(current.id);
+  } catch (e) {
+    // The sweep deletes leaked launch templates.
+    deps.log.warn('could not delete the launch template', { annexId: current.id, error: String(e) });
+  }
   assertTransition(current, finalState);
   return deps.store.updateAnnex(
     current,

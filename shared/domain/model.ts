@@ -10,7 +10,29 @@ export const ANNEX_STATES = [
 ] as const;
 export type AnnexState = (typeof ANNEX_STATES)[number];
 
-export type Market = 'on-demand';
+/** How one instance is bought. */
+export type InstanceMarket = 'on-demand' | 'spot';
+/** How an annex (or a batch) buys its instances: `mixed` is an on-demand base plus spot. */
+export type Market = InstanceMarket | 'mixed';
+
+/** How EC2 Fleet picks spot capacity pools (CreateFleet SpotOptions.AllocationStrategy). */
+export type AllocationStrategy =
+  'price-capacity-optimized' | 'capacity-optimized' | 'lowest-price' | 'diversified';
+
+/** What to do when EC2 gives a batch fewer instances than asked for. */
+export type CapacityPolicy = 'keep' | 'all-or-nothing';
+
+/** Hardware needs instead of instance types (EC2 attribute-based instance type selection). */
+export interface InstanceRequirements {
+  vCpus: { min: number; max?: number };
+  memoryMiB: { min: number; max?: number };
+  gpus?: { min?: number; max?: number };
+  gpuManufacturers?: string[];
+  instanceGenerations?: ('current' | 'previous')[];
+  burstablePerformance?: 'included' | 'excluded' | 'required';
+  allowedInstanceTypes?: string[];
+  excludedInstanceTypes?: string[];
+}
 
 /** Why an annex ended (or an enforcement action was taken). */
 export type EndReason =
@@ -27,9 +49,21 @@ export type EndReason =
 
 export interface LaunchSpec {
   market: Market;
+  /** Empty when the annex gives `instanceRequirements` instead. */
   instanceTypes: string[];
+  instanceRequirements?: InstanceRequirements;
+  /** Spot and mixed: how the fleet picks spot pools (default price-capacity-optimized). */
+  allocationStrategy?: AllocationStrategy;
+  /** Spot: the most it pays per instance-hour, in USD (a decimal string, as EC2 takes it). */
+  maxPrice?: string;
+  /** Mixed: how many instances of each batch are on-demand; the rest are spot. */
+  onDemandBaseCount?: number;
+  /** Default `keep`. */
+  capacityPolicy?: CapacityPolicy;
   imageId: string;
   subnetIds: string[];
+  /** Fleet launches without subnets: the zones to launch in (the default VPC's subnets there). */
+  availabilityZones?: string[];
   securityGroupIds: string[];
   keyName?: string;
   /** The user's own user data, passed to EC2 byte for byte. Never returned by the API. */
@@ -90,6 +124,9 @@ export interface PendingBatch {
   batch: number;
   count: number;
   instanceTypes: string[];
+  /** This batch's market and on-demand base, when add-nodes chose other than the annex's. */
+  market?: Market;
+  onDemandBaseCount?: number;
   /** The interrupted instance this batch replaces (a replacement does not add to requestedCount). */
   replaces?: string;
 }
@@ -101,7 +138,7 @@ export interface InstanceRecord {
   annexId: string;
   batch: number;
   instanceType: string;
-  market: Market;
+  market: InstanceMarket;
   state: InstanceState;
   launchedAt: string;
   subnetId?: string;

@@ -5,6 +5,7 @@ import type {
   AnnexEvent,
   AnnexState,
   EndReason,
+  InstanceMarket,
   InstanceRecord,
   InstanceNotice,
   InstanceState,
@@ -136,6 +137,8 @@ export interface LaunchRequest {
 export interface LaunchedInstance {
   instanceId: string;
   instanceType: string;
+  /** How EC2 sold it (a fleet answer or the instance's lifecycle); absent: as the annex asked. */
+  market?: InstanceMarket;
   state: InstanceState;
   batch: number;
   launchedAt: string;
@@ -155,6 +158,27 @@ export interface LaunchResult {
   instances: LaunchedInstance[];
   /** Capacity errors met on the way (one per instance type / subnet tried before success). */
   attempts: { instanceType: string; subnetId?: string; error: string }[];
+  /**
+   * What an EC2 Fleet could not launch (its `Errors`): with fewer instances than asked for, the
+   * reasons for the shortfall. Absent for RunInstances launches.
+   */
+  fleetErrors?: FleetError[];
+}
+
+export interface FleetError {
+  /** EC2's error code, e.g. InsufficientInstanceCapacity, MaxSpotInstanceCountExceeded. */
+  code: string;
+  message: string;
+  market?: InstanceMarket;
+  instanceType?: string;
+  subnetId?: string;
+  availabilityZone?: string;
+}
+
+/** A per-annex launch template as EC2 has it (metadata only). */
+export interface AnnexLaunchTemplate {
+  annexId: string;
+  createdAt?: string;
 }
 
 export interface Compute {
@@ -169,6 +193,10 @@ export interface Compute {
   terminate(instanceIds: string[]): Promise<void>;
   /** Every instance not yet shutting down that is tagged with an annex id and this stage. */
   listStageInstances(stage: string): Promise<TaggedInstance[]>;
+  /** Deletes the annex's launch template (fleet launches create it); a missing one counts as deleted. */
+  deleteLaunchTemplate(annexId: string): Promise<void>;
+  /** Every per-annex launch template of this stage (found by its `annex:stage` tag). */
+  listLaunchTemplates(): Promise<AnnexLaunchTemplate[]>;
 }
 
 /** The one-time EventBridge Scheduler schedules that end annexes at their exact expiry. */

@@ -32,7 +32,13 @@ import { cachedPriceBook, priceInstances } from './pricing.ts';
 export interface SweepDeps extends TerminateDeps {
   compute: Pick<
     Compute,
-    'listAnnexInstances' | 'terminate' | 'listStageInstances' | 'retag' | 'findBatchInstances'
+    | 'listAnnexInstances'
+    | 'terminate'
+    | 'listStageInstances'
+    | 'retag'
+    | 'findBatchInstances'
+    | 'deleteLaunchTemplate'
+    | 'listLaunchTemplates'
   >;
   secrets: Pick<SecretStore, 'deleteAnnexCredential' | 'listAnnexCredentials'>;
   schedules: ExpirySchedules;
@@ -51,6 +57,7 @@ export type SweepActionKind =
   | 'adopt-instance'
   | 'retag'
   | 'delete-parameter'
+  | 'delete-launch-template'
   | 'delete-schedule'
   | 'schedule-expiry';
 
@@ -150,6 +157,7 @@ export const sweep = async (deps: SweepDeps): Promise<SweepReport> => {
   );
 
   await guarded('parameters', '*', () => deleteLeakedParameters(deps, liveById, act));
+  await guarded('launch-templates', '*', () => deleteLeakedLaunchTemplates(deps, liveById, act));
   await guarded('schedules', '*', () => reconcileSchedules(deps, live, liveById, act));
 
   return {
@@ -459,6 +467,23 @@ const deleteLeakedParameters = async (
     if (!(await isReallyEnded(deps, annexId))) return;
     await deps.secrets.deleteAnnexCredential(annexId);
     act({ action: 'delete-parameter', reason: 'leak', annexId });
+  });
+};
+
+/** Launch templates of ended or unknown annexes (a fleet launch made them; ending missed them). */
+const deleteLeakedLaunchTemplates = async (
+  deps: SweepDeps,
+  liveById: Map<string, Annex>,
+  act: (a: SweepAction) => void,
+): Promise<void> => {
+  const now = deps.clock.now();
+  const candidates = (await deps.compute.listLaunchTemplates()).filter(
+    (t) => !liveById.has(t.annexId) && ageSeconds(now, t.createdAt) >= deps.sweep.orphanMinAgeSeconds,
+  );
+  await mapLimit(candidates, deps.sweep.concurrency, async ({ annexId }) => {
+    if (!(await isReallyEnded(deps, annexId))) return;
+    await deps.compute.deleteLaunchTemplate(annexId);
+    act({ action: 'delete-launch-template', reason: 'leak', annexId });
   });
 };
 

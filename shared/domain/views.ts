@@ -10,8 +10,14 @@ export interface AnnexView {
   state: Annex['state'];
   market: Annex['spec']['market'];
   instanceTypes: string[];
+  instanceRequirements?: Annex['spec']['instanceRequirements'];
+  allocationStrategy?: Annex['spec']['allocationStrategy'];
+  maxPrice?: string;
+  onDemandBaseCount?: number;
+  capacityPolicy: NonNullable<Annex['spec']['capacityPolicy']>;
   imageId: string;
   subnetIds: string[];
+  availabilityZones?: string[];
   securityGroupIds: string[];
   keyName?: string;
   tags: Record<string, string>;
@@ -54,8 +60,18 @@ export const annexView = (annex: Annex, instances?: InstanceRecord[], now?: Date
   state: annex.state,
   market: annex.spec.market,
   instanceTypes: annex.spec.instanceTypes,
+  ...(annex.spec.instanceRequirements === undefined
+    ? {}
+    : { instanceRequirements: annex.spec.instanceRequirements }),
+  ...(annex.spec.market === 'on-demand'
+    ? {}
+    : { allocationStrategy: annex.spec.allocationStrategy ?? 'price-capacity-optimized' }),
+  ...(annex.spec.maxPrice === undefined ? {} : { maxPrice: annex.spec.maxPrice }),
+  ...(annex.spec.onDemandBaseCount === undefined ? {} : { onDemandBaseCount: annex.spec.onDemandBaseCount }),
+  capacityPolicy: annex.spec.capacityPolicy ?? 'keep',
   imageId: annex.spec.imageId,
   subnetIds: annex.spec.subnetIds,
+  ...(annex.spec.availabilityZones === undefined ? {} : { availabilityZones: annex.spec.availabilityZones }),
   securityGroupIds: annex.spec.securityGroupIds,
   ...(annex.spec.keyName === undefined ? {} : { keyName: annex.spec.keyName }),
   tags: annex.spec.tags,

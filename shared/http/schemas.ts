@@ -22,6 +22,53 @@ const tags = z
   .record(tagKey, z.string().check(z.maxLength(256)))
   .check(z.refine((t) => Object.keys(t).length <= 40, 'at most 40 tags'));
 
+const instanceTypes = z.array(instanceType).check(z.minLength(1), z.maxLength(10));
+const market = z.enum(['on-demand', 'spot', 'mixed']);
+const onDemandBaseCount = z.int().check(z.gte(0), z.lte(1000));
+const count = z.int().check(z.gte(1), z.lte(1000));
+const range = (max: number) =>
+  z
+    .strictObject({
+      min: z.optional(z.int().check(z.gte(0), z.lte(max))),
+      max: z.optional(z.int().check(z.gte(0), z.lte(max))),
+    })
+    .check(
+      z.refine((r) => r.min === undefined || r.max === undefined || r.min <= r.max, {
+        message: 'min must not exceed max',
+        path: ['min'],
+      }),
+    );
+const typePattern = z
+  .string()
+  .check(z.regex(/^[a-z0-9.*-]{1,30}$/, 'must be an instance type or a pattern like m5.*'));
+
+/** Hardware needs instead of instance types (EC2 attribute-based instance type selection). */
+const instanceRequirements = z
+  .strictObject({
+    vCpus: z.strictObject({
+      min: z.int().check(z.gte(1), z.lte(1024)),
+      max: z.optional(z.int().check(z.gte(1), z.lte(1024))),
+    }),
+    memoryMiB: z.strictObject({
+      min: z.int().check(z.gte(0), z.lte(16_777_216)),
+      max: z.optional(z.int().check(z.gte(1), z.lte(16_777_216))),
+    }),
+    gpus: z.optional(range(64)),
+    gpuManufacturers: z.optional(
+      z.array(z.enum(['nvidia', 'amd', 'amazon-web-services', 'xilinx', 'habana'])).check(z.minLength(1)),
+    ),
+    instanceGenerations: z.optional(z.array(z.enum(['current', 'previous'])).check(z.minLength(1))),
+    burstablePerformance: z.optional(z.enum(['included', 'excluded', 'required'])),
+    allowedInstanceTypes: z.optional(z.array(typePattern).check(z.minLength(1), z.maxLength(400))),
+    excludedInstanceTypes: z.optional(z.array(typePattern).check(z.minLength(1), z.maxLength(400))),
+  })
+  .check(
+    z.refine((r) => r.allowedInstanceTypes === undefined || r.excludedInstanceTypes === undefined, {
+      message: 'give allowedInstanceTypes or excludedInstanceTypes, not both',
+      path: ['excludedInstanceTypes'],
+    }),
+  );
+
 const condorUser = z
   .string()
   .check(z.regex(CONDOR_USER, 'must be an HTCondor user name: user or user@domain ([A-Za-z0-9._-])'));
@@ -32,9 +79,25 @@ const host = z
 export const CreateAnnexBody = z.strictObject({
   name,
   pool: z.optional(name),
-  count: z.int().check(z.gte(1), z.lte(1000)),
-  instanceTypes: z.array(instanceType).check(z.minLength(1), z.maxLength(10)),
-  market: z.optional(z.literal('on-demand')),
+  /** Required unless spotFleetConfig gives TargetCapacity (checked by the domain, field-named). */
+  count: z.optional(count),
+  instanceTypes: z.optional(instanceTypes),
+  instanceRequirements: z.optional(instanceRequirements),
+  market: z.optional(market),
+  allocationStrategy: z.optional(
+    z.enum(['price-capacity-optimized', 'capacity-optimized', 'lowest-price', 'diversified']),
+  ),
+  maxPrice: z.optional(
+    z.string().check(z.regex(/^\d{1,5}(\.\d{1,6})?$/, 'must be USD per hour, e.g. "0.05"')),
+  ),
+  onDemandBaseCount: z.optional(onDemandBaseCount),
+  capacityPolicy: z.optional(z.enum(['keep', 'all-or-nothing'])),
+  /** condor_annex's -aws-spot-fleet-config-file; translated (or refused, field-named) by the domain. */
+  spotFleetConfig: z.optional(
+    z
+      .record(z.string(), z.unknown())
+      .check(z.refine((c) => JSON.stringify(c).length <= 65_536, 'must be at most 64 KiB of JSON')),
+  ),
   imageId: z.optional(z.string().check(z.regex(/^ami-[0-9a-f]{8,17}$/, 'must be an AMI id (ami-…)'))),
   subnetIds: z.optional(
     z
@@ -80,8 +143,10 @@ export const ExtendAnnexBody = z
   );
 
 export const AddNodesBody = z.strictObject({
-  count: z.int().check(z.gte(1), z.lte(1000)),
-  instanceTypes: z.optional(z.array(instanceType).check(z.minLength(1), z.maxLength(10))),
+  count,
+  instanceTypes: z.optional(instanceTypes),
+  market: z.optional(market),
+  onDemandBaseCount: z.optional(onDemandBaseCount),
 });
 
 export const PutPoolBody = z.strictObject({

@@ -6,7 +6,7 @@
 // the original request is retried, a second sweep runs, and the invariants are checked again:
 //
 //   (a) no pending/running instance tagged for the stage without a live lease;
-//   (b) no per-annex credential parameter and no expiry schedule without a live lease;
+//   (b) no per-annex credential parameter, expiry schedule or launch template without a live lease;
 //   (c) the lease table agrees with EC2: what EC2 runs for an annex is recorded non-terminated on it,
 //       and every instance recorded non-terminated is running in EC2;
 //   (d) the retry converges on the same annex (same id) without a second launch (per case below);
@@ -18,7 +18,7 @@
 // test/support/moto-shim.ts (one request at a time: moto is not thread-safe).
 import { randomBytes } from 'node:crypto';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { DescribeInstancesCommand, EC2Client } from '@aws-sdk/client-ec2';
+import { DescribeInstancesCommand, DescribeLaunchTemplatesCommand, EC2Client } from '@aws-sdk/client-ec2';
 import { CreateScheduleGroupCommand, ListSchedulesCommand, SchedulerClient } from '@aws-sdk/client-scheduler';
 import { GetParametersByPathCommand, SSMClient } from '@aws-sdk/client-ssm';
 import type {
@@ -341,6 +341,16 @@ const annexParameters = async (stage: string): Promise<string[]> => {
   return ids;
 };
 
+/** Annex ids of the stage's launch templates (fleet launches make one per annex), by their tags. */
+const launchTemplates = async (stage: string): Promise<string[]> => {
+  const out = await probeEc2.send(
+    new DescribeLaunchTemplatesCommand({ Filters: [{ Name: 'tag:annex:stage', Values: [stage] }] }),
+  );
+  return (out.LaunchTemplates ?? []).map(
+    (t) => t.Tags?.find((tag) => tag.Key === 'annex:id')?.Value ?? `(untagged ${t.LaunchTemplateName})`,
+  );
+};
+
 /** Schedules of the stage's group, named `<annexId>-<fire epoch seconds>`. */
 const schedulesOf = async (group: string): Promise<{ annexId: string; fireSecond: number }[]> => {
   const found: { annexId: string; fireSecond: number }[] = [];
@@ -360,16 +370,18 @@ const fireSecond = (iso: string): number => Math.ceil(Date.parse(iso) / 1000);
 
 /** Every violation of (a), (b), (c) and (e) in the world, as readable sentences. */
 const violations = async (world: World, annexIds: string[]): Promise<string[]> => {
-  const [instances, parameters, schedules, live] = await Promise.all([
+  const [instances, parameters, schedules, live, templates] = await Promise.all([
     runningInstances(world.stage),
     annexParameters(world.stage),
     schedulesOf(world.group),
     world.probe.listLiveAnnexes(),
+    launchTemplates(world.stage),
   ]);
   const ids = new Set([
     ...annexIds,
     ...instances.map((i) => i.annexId),
     ...parameters,
+    ...templates,
     ...schedules.map((s) => s.annexId),
     ...live.map((a) => a.id),
   ]);
@@ -384,6 +396,7 @@ const violations = async (world: World, annexIds: string[]): Promise<string[]> =
       if (running.length > 0) found.push(`(a) ${id}: ${running.length} instance(s) running with ${why}`);
       if (parameters.includes(id)) found.push(`(b) ${id}: credential parameter left with ${why}`);
       if (own.length > 0) found.push(`(b) ${id}: ${own.length} schedule(s) left with ${why}`);
+      if (templates.includes(id)) found.push(`(b) ${id}: launch template left with ${why}`);
     }
     if (annex !== undefined) {
       const recorded = (await world.probe.listInstances(id))
@@ -427,7 +440,7 @@ interface Target {
 }
 
 interface Operation {
-  name: 'create' | 'add-nodes' | 'extend' | 'delete' | 'replace';
+  name: 'create' | 'create-spot' | 'add-nodes' | 'extend' | 'delete' | 'replace';
   /** What the operation acts on, made through the healthy incarnation (not counted). */
   prepare(world: World): Promise<Target>;
   /** The request; run again unchanged (same Idempotency-Key where it has one) as the retry. */
@@ -462,6 +475,21 @@ const OPERATIONS: Operation[] = [
     name: 'create',
     prepare: async () => ({ name: 'burst', key: uniqueKey('create') }),
     request: async (deps, t) => (await createAnnex(deps, ALICE, createInput(t.name), t.key)).annex,
+    firstWrite: 'TransactWriteItems',
+  },
+  {
+    // Spot: a per-annex launch template (CreateLaunchTemplate), then one instant CreateFleet.
+    name: 'create-spot',
+    prepare: async () => ({ name: 'burst', key: uniqueKey('create-spot') }),
+    request: async (deps, t) =>
+      (
+        await createAnnex(
+          deps,
+          ALICE,
+          { ...createInput(t.name), market: 'spot', instanceTypes: ['m5.large', 'm5a.large'] },
+          t.key,
+        )
+      ).annex,
     firstWrite: 'TransactWriteItems',
   },
   {
@@ -630,6 +658,9 @@ const phaseOf = (op: Operation, calls: CallRecord[], crashAt: number): Phase => 
   if (op.name === 'create' || op.name === 'add-nodes') {
     return crashAt < index('RunInstances') ? 'written-not-launched' : 'launched';
   }
+  if (op.name === 'create-spot') {
+    return crashAt < index('CreateFleet') ? 'written-not-launched' : 'launched';
+  }
   return 'written';
 };
 
@@ -640,6 +671,13 @@ const EXPECTATION: Record<Operation['name'], Partial<Record<Phase, string>>> = {
     'written-not-launched':
       'the sweep abandons the empty replacement batch (requestedCount unchanged); the redelivery launches nothing',
     launched: 'the sweep adopts the replacement (or it was recorded); the redelivery launches nothing',
+  },
+  'create-spot': {
+    'nothing-written': 'nothing to repair; the retry creates the annex and launches one fleet',
+    'written-not-launched':
+      'the sweep fails the stuck annex and deletes its template; the retry returns it FAILED, no fleet',
+    launched:
+      'the sweep adopts the fleet’s instances by tag (or they were recorded); the retry launches no fleet',
   },
   create: {
     'nothing-written': 'nothing to repair; the retry creates the annex and launches once',
@@ -694,6 +732,7 @@ const assertConverged = (expect: ExpectStatic, op: Operation, run: CaseRun, phas
   const before = target.before;
   switch (op.name) {
     case 'create':
+    case 'create-spot':
       if (phase === 'nothing-written') {
         expect(afterCrash.annex).toBeUndefined();
         expect(run.launchesInRetry).toBe(1);

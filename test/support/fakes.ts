@@ -21,6 +21,7 @@ import type {
   Clock,
   Compute,
   ExpirySchedules,
+  FleetError,
   HeartbeatRecord,
   LaunchedInstance,
   LaunchRequest,
@@ -299,6 +300,12 @@ export class FakeCompute implements Compute {
   afterLaunch?: (req: LaunchRequest) => void;
   /** Instance types that have no capacity (RunInstances fails with a capacity error). */
   readonly noCapacity = new Set<string>();
+  /** Per-annex launch templates (fleet launches create them), by annex id. */
+  readonly launchTemplates = new Map<string, { annexId: string; createdAt: string }>();
+  /** Every fleet launched: the request as the adapter would send it, in domain terms. */
+  readonly fleets: LaunchRequest[] = [];
+  /** The next fleet launches this many fewer instances than asked, with these errors (EC2's Errors). */
+  private shortfalls: { missing: number; errors: FleetError[] }[] = [];
   private counter = 0;
 
   constructor(
@@ -311,6 +318,14 @@ export class FakeCompute implements Compute {
     this.instances.clear();
     this.calls.length = 0;
     this.noCapacity.clear();
+    this.launchTemplates.clear();
+    this.fleets.length = 0;
+    this.shortfalls = [];
+  }
+
+  /** The next fleet falls `missing` instances short, answering with `errors`. */
+  shortNextFleet(missing: number, errors: FleetError[]): void {
+    this.shortfalls.push({ missing, errors });
   }
 
   running(): FakeInstance[] {
@@ -339,6 +354,7 @@ export class FakeCompute implements Compute {
   async launch(req: LaunchRequest): Promise<LaunchResult> {
     this.calls.push({ method: 'launch', args: clone(req) });
     this.faults.check('launch');
+    if (req.spec.market !== 'on-demand' || req.spec.instanceTypes.length === 0) return this.launchFleet(req);
     const attempts: LaunchResult['attempts'] = [];
     for (const instanceType of req.spec.instanceTypes) {
       if (this.noCapacity.has(instanceType)) {
@@ -377,6 +393,72 @@ export class FakeCompute implements Compute {
       };
     }
     throw new AnnexError('LimitExceeded', `no capacity for ${req.spec.instanceTypes.join('|')}`);
+  }
+  /** As the EC2 adapter does: the annex's launch template, then one instant fleet. */
+  private launchFleet(req: LaunchRequest): LaunchResult {
+    if (!this.launchTemplates.has(req.annexId)) {
+      this.launchTemplates.set(req.annexId, {
+        annexId: req.annexId,
+        createdAt: this.clock.now().toISOString(),
+      });
+    }
+    this.fleets.push(clone(req));
+    const shortfall = this.shortfalls.shift() ?? { missing: 0, errors: [] };
+    const count = Math.max(0, req.count - shortfall.missing);
+    if (count === 0) {
+      throw new AnnexError(
+        'LimitExceeded',
+        `the fleet launched none: ${shortfall.errors.map((e) => e.code).join(', ')}`,
+      );
+    }
+    const onDemand =
+      req.spec.market === 'on-demand'
+        ? req.count
+        : req.spec.market === 'mixed'
+          ? Math.min(req.count, req.spec.onDemandBaseCount ?? 0)
+          : 0;
+    const launched: FakeInstance[] = [];
+    for (let n = 0; n < count; n++) {
+      const instanceId = `i-${(++this.counter).toString(16).padStart(17, '0')}`;
+      const inst: FakeInstance = {
+        instanceId,
+        instanceType: req.spec.instanceTypes[0] ?? 'm5.large',
+        market: n < onDemand ? 'on-demand' : 'spot',
+        state: 'pending',
+        batch: req.batch,
+        launchedAt: this.clock.now().toISOString(),
+        clientToken: `${req.annexId}-b${req.batch}-a0`,
+        tags: {
+          ...req.spec.tags,
+          'annex:id': req.annexId,
+          'annex:name': req.annexName,
+          'annex:owner': req.owner,
+          'annex:stage': req.stage,
+          'annex:expires-at': req.expiresAt,
+          'annex:batch': String(req.batch),
+        },
+        ...(req.spec.userData === undefined ? {} : { userData: req.spec.userData }),
+      };
+      this.instances.set(instanceId, inst);
+      launched.push(inst);
+    }
+    this.afterLaunch?.(req);
+    this.faults.check('launch:after');
+    return {
+      instances: launched.map(({ tags: _t, userData: _u, clientToken: _c, ...rest }) => rest),
+      attempts: [],
+      fleetErrors: clone(shortfall.errors),
+    };
+  }
+  async deleteLaunchTemplate(annexId: string): Promise<void> {
+    this.calls.push({ method: 'deleteLaunchTemplate', args: { annexId } });
+    this.faults.check('deleteLaunchTemplate');
+    this.launchTemplates.delete(annexId);
+  }
+  async listLaunchTemplates(): Promise<{ annexId: string; createdAt?: string }[]> {
+    this.calls.push({ method: 'listLaunchTemplates', args: {} });
+    this.faults.check('listLaunchTemplates');
+    return [...this.launchTemplates.values()].map(clone);
   }
   async listStageInstances(stage: string): Promise<TaggedInstance[]> {
     this.calls.push({ method: 'listStageInstances', args: { stage } });

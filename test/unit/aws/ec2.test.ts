@@ -217,6 +217,7 @@ describe('Ec2Compute', () => {
           {
             instanceId: 'i-0aaa',
             instanceType: 'm5.large',
+            market: 'on-demand',
             state: 'pending',
             batch: 2,
             launchedAt: '2030-01-01T00:00:05.000Z',
@@ -227,6 +228,7 @@ describe('Ec2Compute', () => {
           {
             instanceId: 'i-0bbb',
             instanceType: 'm5.large',
+            market: 'on-demand',
             state: 'running',
             batch: 2,
             launchedAt: '2030-01-01T00:00:05.000Z',

@@ -92,7 +92,7 @@ const context = (): Context => ({
   succeed: () => undefined,
 });
 
-type CreateRequest = ApiRequest<typeof VALID_BODY, undefined, undefined>;
+type CreateRequest = ApiRequest<ReturnType<typeof CreateAnnexBody.parse>, undefined, undefined>;
 
 const bodyOf = (result: { body?: string }) => JSON.parse(result.body ?? 'null') as Record<string, never>;
 

@@ -173,7 +173,23 @@ describe('CreateAnnexBody', () => {
     ['imageId', 'ami-XYZ'],
     ['subnetIds', ['subnet-zz']],
     ['securityGroupIds', ['sg-1']],
-    ['market', 'spot'],
+    ['market', 'flaky'],
+    ['allocationStrategy', 'cheapest'],
+    ['maxPrice', '5 USD'],
+    ['onDemandBaseCount', -1],
+    ['capacityPolicy', 'some'],
+    ['instanceRequirements', { vCpus: { min: 0 }, memoryMiB: { min: 1024 } }],
+    ['instanceRequirements', { vCpus: { min: 2 }, memoryMiB: { min: 1024 }, gpus: { min: 4, max: 2 } }],
+    [
+      'instanceRequirements',
+      {
+        vCpus: { min: 2 },
+        memoryMiB: { min: 1 },
+        allowedInstanceTypes: ['m5.*'],
+        excludedInstanceTypes: ['c5.*'],
+      },
+    ],
+    ['spotFleetConfig', 'not an object'],
     ['idleSeconds', 59],
     ['durationSeconds', 0],
     ['keyName', 'tab\tkey'],
@@ -183,6 +199,21 @@ describe('CreateAnnexBody', () => {
 
     // Assess
     expect(refused?.split('.')[0]).toBe(field);
+  });
+
+  it('accepts spot, mixed, hardware needs and a spot fleet config (the domain checks how they combine)', () => {
+    for (const body of [
+      { ...MINIMAL, market: 'spot', allocationStrategy: 'lowest-price', maxPrice: '0.05' },
+      { ...MINIMAL, market: 'mixed', onDemandBaseCount: 1, capacityPolicy: 'all-or-nothing' },
+      {
+        name: 'gpu',
+        count: 1,
+        instanceRequirements: { vCpus: { min: 4 }, memoryMiB: { min: 16384 }, gpus: { min: 1 } },
+      },
+      { name: 'fleet', spotFleetConfig: { TargetCapacity: 2, LaunchSpecifications: [] } },
+    ]) {
+      expect(CreateAnnexBody.safeParse(body).success).toBe(true);
+    }
   });
 
   it('refuses unknown fields', () => {
