@@ -51,6 +51,7 @@ export const rawBody = (event: Event): Buffer =>
 
 const verification = (deps: () => SlackEdgeDeps): MiddlewareObj<Event, Result, Error, SlackContext> => ({
   before: async ({ event, context }) => {
+    context.slack = undefined;
     const { secrets, clock } = deps();
     const raw = rawBody(event);
     const signature = headerOf(event, 'x-slack-signature');
