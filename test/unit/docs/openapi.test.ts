@@ -6,6 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { readHttpRoutes } from '../../../scripts/lib/gateway.ts';
 import { HeartbeatBody, InterruptionBody } from '../../../shared/http/instance-schemas.ts';
 import { AddNodesBody, CreateAnnexBody, ExtendAnnexBody, PutPoolBody } from '../../../shared/http/schemas.ts';
+import { PutSlackUserBody, SlashCommandForm } from '../../../shared/slack/schemas.ts';
 
 interface Doc {
   paths: Record<string, Record<string, unknown>>;
@@ -25,6 +26,22 @@ describe('docs/openapi.yaml', () => {
     expect(documented).toEqual(deployed);
   });
 
+  it('documents no IAM authorization exactly on the routes without an authorizer (Slack’s)', () => {
+    const open = readHttpRoutes()
+      .filter((r) => r.authorizer === 'none')
+      .map((r) => `${r.method} ${r.path}`)
+      .sort();
+    const documented = Object.entries(doc.paths)
+      .flatMap(([path, ops]) =>
+        Object.entries(ops)
+          .filter(([, op]) => (op as { security?: unknown[] }).security?.length === 0)
+          .map(([m]) => `${m.toUpperCase()} ${path}`),
+      )
+      .sort();
+    expect(open).toEqual(['POST /v1/slack/commands', 'POST /v1/slack/interactions']);
+    expect(documented).toEqual(open);
+  });
+
   it.each([
     ['CreateAnnexRequest', CreateAnnexBody],
     ['ExtendAnnexRequest', ExtendAnnexBody],
@@ -32,6 +49,8 @@ describe('docs/openapi.yaml', () => {
     ['PutPoolRequest', PutPoolBody],
     ['HeartbeatRequest', HeartbeatBody],
     ['InterruptionRequest', InterruptionBody],
+    ['PutSlackUserRequest', PutSlackUserBody],
+    ['SlackSlashCommand', SlashCommandForm],
   ] as const)('%s lists the same fields as the handler’s schema', (name, schema) => {
     const documented = Object.keys(doc.components.schemas[name]?.properties ?? {}).sort();
     const shape = (
