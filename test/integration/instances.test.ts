@@ -403,7 +403,7 @@ describe('heartbeat', () => {
 });
 
 describe('interruption', () => {
-  it('records an interruption notice on the instance and as a spot-interruption event', async () => {
+  it('records an interruption notice on the instance and as one spot-interruption event, even when repeated', async () => {
     // Prepare
     const { annexId, instanceIds } = await createAnnex(alice, { name: 'spotty', pool: 'lab' });
     const [instanceId = ''] = instanceIds;
@@ -414,16 +414,24 @@ describe('interruption', () => {
       .as(stack.instanceCredentials(instanceId))
       .request('POST', '/v1/instances/self/interruption', { action: 'terminate', time });
 
+    const again = await stack
+      .as(stack.instanceCredentials(instanceId))
+      .request('POST', '/v1/instances/self/interruption', { action: 'terminate', time });
+
     // Assess
-    expect(res.status).toBe(202);
+    expect([res.status, again.status]).toEqual([202, 202]);
     expect(res.body).toEqual({});
     expect(await instanceItem(annexId, instanceId)).toMatchObject({
       interruption: { action: 'terminate', time },
     });
+    expect(
+      (await detailOf(alice, 'spotty')).events.filter((e) => e.type === 'spot-interruption'),
+    ).toHaveLength(1);
     expect((await detailOf(alice, 'spotty')).events).toContainEqual(
       expect.objectContaining({
         type: 'spot-interruption',
-        detail: { instanceId, action: 'terminate', time },
+        reason: 'interrupted',
+        detail: { instanceId, action: 'terminate', time, via: 'instance' },
       }),
     );
   });
