@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ConfigError, launchSettings, settings } from '../../shared/config.ts';
+import { ConfigError, launchSettings, priceOverrides, settings } from '../../shared/config.ts';
 
 const GOOD_ENV = {
   ANNEX_STAGE: 'dev-1',
@@ -110,4 +110,23 @@ describe('launchSettings', () => {
     });
     expect(value).not.toHaveProperty('instanceProfileArn');
   });
+});
+
+describe('priceOverrides', () => {
+  it('reads on-demand prices laid over the bundled table, and none when unset', () => {
+    expect(priceOverrides({ ANNEX_ON_DEMAND_PRICES: '{"m5.large":0.1,"p3.2xlarge":3.5}' })).toEqual({
+      'm5.large': 0.1,
+      'p3.2xlarge': 3.5,
+    });
+    expect(priceOverrides({})).toEqual({});
+  });
+
+  it.each(['{not json', '{"m5.large":-1}', '{"m5.large":"0.1"}', '{"not a type":0.1}', '[0.1]'])(
+    'refuses %s, naming the variable',
+    (value) => {
+      expect(() => priceOverrides({ ANNEX_ON_DEMAND_PRICES: value })).toThrow(
+        new ConfigError('invalid configuration: ANNEX_ON_DEMAND_PRICES'),
+      );
+    },
+  );
 });
