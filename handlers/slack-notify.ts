@@ -1,5 +1,5 @@
 /** Every minute: expiry warnings and end notices for annexes created from Slack (chat.postMessage). */
-import { slackNotifyDeps } from '../shared/aws/deps-slack.ts';
+import { slackNotifyDeps } from '../shared/aws/deps-slack-notify.ts';
 import { logger } from '../shared/log.ts';
 import { notifySlack } from '../shared/slack/service.ts';
 
