@@ -293,6 +293,23 @@ describe('replacement of interrupted spot instances', () => {
     expect([notAsked.replacement, notSpot.replacement]).toEqual(['not-asked', 'not-spot']);
   });
 
+  it('refuses maxReplacements without replaceInterrupted, naming the field', async () => {
+    // Act
+    const refused = await launched({ maxReplacements: 2 }).catch((e: unknown) => e);
+
+    // Assess
+    expect(refused).toMatchObject({ code: 'ValidationError', field: 'maxReplacements' });
+    expect(store.annexes.size).toBe(0);
+  });
+
+  it('defaults to three replacements per annex', async () => {
+    // Prepare
+    const { annex } = await launched({ replaceInterrupted: true });
+
+    // Assess
+    expect(annex).toMatchObject({ replaceInterrupted: true, maxReplacements: 3, replacements: 0 });
+  });
+
   it('resumes a replacement whose launch failed when the warning is delivered again', async () => {
     // Prepare
     const { annex, first } = await launched({ replaceInterrupted: true });

@@ -85,6 +85,33 @@ describe('CreateAnnexBody', () => {
     expect(field).toBe('tags.k');
   });
 
+  it('accepts replacement and budget settings', () => {
+    // Act
+    const result = CreateAnnexBody.safeParse({
+      ...MINIMAL,
+      replaceInterrupted: true,
+      maxReplacements: 20,
+      maxSpend: 12.34,
+    });
+
+    // Assess
+    expect(result.success).toBe(true);
+  });
+
+  it.each([
+    [{ maxReplacements: 21 }, 'maxReplacements'],
+    [{ maxReplacements: -1 }, 'maxReplacements'],
+    [{ maxReplacements: 1.5 }, 'maxReplacements'],
+    [{ replaceInterrupted: 'yes' }, 'replaceInterrupted'],
+    [{ maxSpend: 0 }, 'maxSpend'],
+    [{ maxSpend: -5 }, 'maxSpend'],
+    [{ maxSpend: 0.001 }, 'maxSpend'],
+    [{ maxSpend: 1_000_000.01 }, 'maxSpend'],
+    [{ maxSpend: '10' }, 'maxSpend'],
+  ])('refuses %j naming %s', (extra, expected) => {
+    expect(refusedField(CreateAnnexBody, { ...MINIMAL, ...extra })).toBe(expected);
+  });
+
   it.each(['M5.large', 'm5', 'm5.large;reboot', 'm5 .large', '.large', 'm5.', ''])(
     'refuses the instance type %j',
     (instanceType) => {
