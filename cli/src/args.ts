@@ -82,11 +82,17 @@ export const COMMANDS: CommandSpec[] = [
     synopsis: 'create NAME --count N --type TYPE [--type TYPE…] [options]',
     brief: 'create NAME --count N --type TYPE',
     description:
-      'Asks for N on-demand instances, waits until they run, and prints the annex. Instance types are tried in\n' +
-      'order when EC2 has no capacity for one. On a terminal it asks for confirmation first (--yes skips that).',
+      'Asks for N on-demand instances (or spot ones with --spot), waits until they run, and prints the annex.\n' +
+      'On-demand types are tried in order when EC2 has no capacity for one; spot types all go into one\n' +
+      'EC2 Fleet. On a terminal it asks for confirmation first (--yes skips that).',
     remote: true,
     options: {
-      count: { type: 'string', short: 'n', value: 'N', help: 'how many instances (required)' },
+      count: {
+        type: 'string',
+        short: 'n',
+        value: 'N',
+        help: 'how many instances (required, unless the Spot Fleet config gives TargetCapacity)',
+      },
       type: {
         type: 'string',
         short: 't',
@@ -94,7 +100,38 @@ export const COMMANDS: CommandSpec[] = [
         value: 'TYPE',
         help: 'EC2 instance type (required; repeat to give fallbacks)',
       },
-      spot: { type: 'boolean', help: 'spot instances (not supported by this control plane yet)' },
+      spot: { type: 'boolean', help: 'spot instances, from an EC2 Fleet (price-capacity-optimized)' },
+      'on-demand-base': {
+        type: 'string',
+        value: 'N',
+        help: 'with --spot: the first N on-demand, the rest spot (market "mixed")',
+      },
+      'allocation-strategy': {
+        type: 'string',
+        value: 'S',
+        help: 'spot: price-capacity-optimized (default), capacity-optimized, lowest-price',
+      },
+      'max-price': { type: 'string', value: 'USD', help: 'spot: the most to pay per instance-hour' },
+      vcpus: { type: 'string', value: 'MIN[-MAX]', help: 'hardware needs instead of --type: vCPUs' },
+      'memory-gib': { type: 'string', value: 'MIN[-MAX]', help: 'with --vcpus: memory in GiB' },
+      gpus: { type: 'string', value: 'MIN[-MAX]', help: 'with --vcpus: GPUs' },
+      'spot-fleet-config': {
+        type: 'string',
+        value: 'FILE',
+        help: 'a Spot Fleet request config (JSON; - for stdin), as condor_annex took',
+      },
+      'capacity-policy': {
+        type: 'string',
+        value: 'P',
+        help: 'when EC2 gives fewer: keep (default) or all-or-nothing',
+      },
+      'replace-interrupted': { type: 'boolean', help: 'replace spot instances EC2 takes back' },
+      'max-replacements': { type: 'string', value: 'N', help: 'at most N replacements (default 3)' },
+      'max-spend': {
+        type: 'string',
+        value: 'USD',
+        help: 'end the annex once its estimated spend reaches USD',
+      },
       duration: {
         type: 'string',
         value: 'DURATION',
@@ -193,6 +230,8 @@ export const COMMANDS: CommandSpec[] = [
         value: 'TYPE',
         help: 'instance types (default: the annex’s)',
       },
+      spot: { type: 'boolean', help: 'add spot instances (default: the annex’s market)' },
+      'on-demand-base': { type: 'string', value: 'N', help: 'with --spot: the first N on-demand' },
       'owner-arn': ownerArn,
       ...waitOptions,
     },

@@ -1,9 +1,9 @@
 /**
  * condor_annex's command line, translated into annex's: the classic
  * `condor_annex -count 1 -annex-name ToddsGPU -aws-on-demand-instance-type p2.xlarge` works
- * unchanged with `annex` in its place. Options that name a later feature (spot) or something the
- * control plane now does (setup, lease functions) are refused with a message naming them, never
- * silently dropped. `-owner a,b` and `-no-owner` become `--owner a,b` and `--no-owner`: who may
+ * unchanged with `annex` in its place. Options for something the control plane now does (setup,
+ * lease functions, endpoints) are refused with a message naming them, never silently dropped.
+ * `-slots N` and `-aws-spot-fleet-config-file F` ask for a Spot Fleet, as they did. `-owner a,b` and `-no-owner` become `--owner a,b` and `--no-owner`: who may
  * run jobs on the annex (its START expression), as in condor_annex.
  */
 import { COMMANDS, GLOBAL_OPTIONS, type OptionSpec } from './args.ts';
@@ -19,15 +19,15 @@ interface Translation {
   name?: string;
   command?: 'status' | 'check-setup' | 'off' | 'help';
   count?: string;
+  /** A Spot Fleet request (-slots, -aws-spot-fleet, -aws-spot-fleet-config-file). */
+  fleet?: boolean;
+  fleetConfig?: string;
   duration?: number;
   idle?: number;
   userData?: string[];
   defaultUserData?: string[];
   args: string[];
 }
-
-export const SPOT_UNSUPPORTED = 'spot is not supported by this control plane yet';
-const SPOT_HINT = 'ask for on-demand instances: -count N -aws-on-demand-instance-type TYPE';
 
 const value = (to: (value: string, out: Translation, flag: string) => void): Handler => ({
   kind: 'value',
@@ -102,10 +102,20 @@ const CONDOR_OPTIONS: Record<string, Handler> = {
   '-help': flag((out) => {
     out.command = 'help';
   }),
-  '-slots': refuse(1, SPOT_UNSUPPORTED, SPOT_HINT),
-  '-aws-spot-fleet': refuse(0, SPOT_UNSUPPORTED, SPOT_HINT),
-  '-aws-spot-fleet-config-file': refuse(1, SPOT_UNSUPPORTED, SPOT_HINT),
-  '-aws-spot-fleet-lease-function-arn': refuse(1, SPOT_UNSUPPORTED, SPOT_HINT),
+  // condor_annex sized a Spot Fleet in slots (its TargetCapacity); one instance per unit here.
+  '-slots': value((v, out) => {
+    out.count = v;
+    out.fleet = true;
+  }),
+  '-aws-spot-fleet': flag((out) => {
+    out.fleet = true;
+  }),
+  '-aws-spot-fleet-config-file': value((v, out) => {
+    out.fleet = true;
+    out.fleetConfig = v;
+    out.args.push('--spot-fleet-config', v);
+  }),
+  '-aws-spot-fleet-lease-function-arn': managed('lease expiry'),
   '-owner': value((v, out) => {
     out.args.push('--owner', v);
   }),
@@ -225,13 +235,14 @@ const assemble = (out: Translation): string[] => {
     default:
       break;
   }
-  if (out.count !== undefined) {
+  if (out.count !== undefined || out.fleetConfig !== undefined) {
     if (out.name === undefined) throw usageError('-annex-name NAME is required to create an annex');
     return [
       'create',
       out.name,
-      '--count',
-      out.count,
+      ...(out.count === undefined ? [] : ['--count', out.count]),
+      // Without a config file, -aws-spot-fleet / -slots ask for spot instances of the -type(s).
+      ...(out.fleet === true && out.fleetConfig === undefined ? ['--spot'] : []),
       ...(out.duration === undefined ? [] : ['--duration', `${out.duration}s`]),
       ...(out.idle === undefined ? [] : ['--idle', `${out.idle}s`]),
       ...(out.userData ?? out.defaultUserData ?? []),

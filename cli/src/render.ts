@@ -64,6 +64,21 @@ const heartbeatText = (i: Instance, now: Date): string =>
 
 const runningOf = (instances: Instance[]) => instances.filter((i) => i.state === 'running').length;
 
+/** `$0.096`, `$0.90`, `$2.01`: cents, and a tenth of a cent below a dollar. */
+export const usd = (n: number): string => `$${n < 1 ? n.toFixed(3).replace(/0$/, '') : n.toFixed(2)}`;
+
+/** `≈ $0.29/h, $0.05 so far (budget $25.00)`: the control plane's estimate, when it has one. */
+export const costText = (annex: Annex): string | undefined => {
+  if (annex.estimatedHourlyUsd === undefined && annex.spendSoFarUsd === undefined) {
+    return annex.maxSpend === undefined ? undefined : `budget ${usd(annex.maxSpend)} (no estimate yet)`;
+  }
+  const parts = [
+    ...(annex.estimatedHourlyUsd === undefined ? [] : [`≈ ${usd(annex.estimatedHourlyUsd)}/h`]),
+    ...(annex.spendSoFarUsd === undefined ? [] : [`${usd(annex.spendSoFarUsd)} so far`]),
+  ];
+  return `${parts.join(', ')}${annex.maxSpend === undefined ? '' : ` (budget ${usd(annex.maxSpend)})`}`;
+};
+
 export const renderAnnexList = (annexes: Annex[], now: Date, paint: Paint, maxWidth?: number): string => {
   if (annexes.length === 0) return 'No annexes.';
   const owners = new Set(annexes.map((a) => a.owner));
@@ -85,7 +100,7 @@ export const renderAnnexList = (annexes: Annex[], now: Date, paint: Paint, maxWi
   const rows = sorted.map((a) => [
     a.name,
     stateColour(a.state, paint),
-    String(a.requestedCount),
+    a.runningCount === undefined ? String(a.requestedCount) : `${a.runningCount}/${a.requestedCount}`,
     a.instanceTypes.join(','),
     a.pool,
     a.endedAt === undefined
@@ -144,6 +159,7 @@ export const renderStatus = (
   const rows: [string, string][] = [
     ['state', stateColour(annex.state, paint)],
     ['pool', annex.pool],
+    ...(costText(annex) === undefined ? [] : ([['cost', costText(annex)]] as [string, string][])),
     [
       'instances',
       `${live} of ${annex.requestedCount} running${live > running ? ` (EC2 state at launch: ${live - running} pending)` : ''} · ${annex.instanceTypes.join(' | ')} · ${annex.market}`,

@@ -24,6 +24,19 @@ export interface Annex {
   expiresAt: string;
   endedAt?: string;
   endReason?: string;
+  allowedUsers?: string[];
+  instanceRequirements?: Record<string, unknown>;
+  allocationStrategy?: string;
+  maxPrice?: string;
+  onDemandBaseCount?: number;
+  capacityPolicy?: string;
+  replaceInterrupted?: boolean;
+  maxReplacements?: number;
+  replacements?: number;
+  maxSpend?: number;
+  /** The control plane's estimate, USD per hour of the running instances. */
+  estimatedHourlyUsd?: number;
+  spendSoFarUsd?: number;
   version: number;
 }
 

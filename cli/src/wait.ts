@@ -25,7 +25,27 @@ export interface WaitResult {
   detail: AnnexDetail;
   /** `joined`: heartbeats seen; `running`: the API does not report heartbeats yet. */
   outcome: 'joined' | 'running';
+  /** How many instances EC2 gave, when it gave fewer than asked (partial capacity, policy keep). */
+  given?: number;
 }
+
+/**
+ * What EC2 gave the batches this wait is about, from their `launched` events (each lists the
+ * instance ids it launched), once every one of them has launched; undefined before that.
+ */
+export const launchedInstances = (
+  detail: AnnexDetail,
+  before: ReadonlySet<string> | undefined,
+): number | undefined => {
+  if (detail.annex.state !== 'RUNNING') return undefined;
+  let given: number | undefined;
+  for (const e of detail.events) {
+    const ids = e.type === 'launched' ? e.detail?.instanceIds : undefined;
+    if (!Array.isArray(ids) || ids.some((id) => before?.has(String(id)) ?? false)) continue;
+    given = (given ?? 0) + ids.length;
+  }
+  return given;
+};
 
 export interface WaitOptions {
   /** How many new instances to wait for. */
@@ -56,14 +76,18 @@ export const waitForInstances = async (
     const running = mine.filter(isLive);
     const tracksHeartbeats = detail.instances.some((i) => 'lastHeartbeatAt' in i);
     const joined = running.filter((i) => typeof i.lastHeartbeatAt === 'string').length;
-    const launched = annex.state === 'RUNNING' && running.length >= options.wanted;
+    // EC2 may give fewer than asked (a fleet short of capacity, policy keep): wait for those.
+    const given = launchedInstances(detail, options.before);
+    const short = given !== undefined && given < options.wanted ? given : undefined;
+    const wanted = short ?? options.wanted;
+    const launched = annex.state === 'RUNNING' && running.length >= wanted;
     const elapsedMs = now() - started;
     options.onProgress?.({
       phase: launched && tracksHeartbeats ? 'joining' : 'launching',
       detail,
       running: running.length,
       joined,
-      wanted: options.wanted,
+      wanted,
       elapsedMs,
     });
 
@@ -74,8 +98,9 @@ export const waitForInstances = async (
         { code: 'AnnexEnded', hint: `see what happened with annex events ${annex.name}` },
       );
     }
-    if (launched && !tracksHeartbeats) return { detail, outcome: 'running' };
-    if (launched && joined >= running.length) return { detail, outcome: 'joined' };
+    const partial = short === undefined ? {} : { given: short };
+    if (launched && !tracksHeartbeats) return { detail, outcome: 'running', ...partial };
+    if (launched && joined >= running.length) return { detail, outcome: 'joined', ...partial };
     if (elapsedMs >= options.timeoutMs) {
       const what = launched
         ? `${joined} of ${running.length} instance(s) to join the pool`

@@ -177,6 +177,63 @@ describe('annex, the classic condor_annex command line', () => {
     expect((await cli.run(['terminate', 'tagged', '--yes'])).code).toBe(0);
   });
 
+  it('-slots with -aws-spot-fleet-config-file (from stdin) gets spot instances from an EC2 Fleet', async () => {
+    const config = {
+      TargetCapacity: 3,
+      AllocationStrategy: 'capacityOptimized',
+      IamFleetRole: 'arn:aws:iam::123456789012:role/aws-ec2-spot-fleet-tagging-role',
+      LaunchSpecifications: ['m5.large', 'c5.large'].map((InstanceType) => ({
+        ImageId: stack.imageId,
+        InstanceType,
+        SubnetId: stack.subnetIds[0],
+      })),
+    };
+    const { run, body } = await cli.json<Detail & { annex: { market: string; allocationStrategy: string } }>(
+      ['-slots', '2', '-annex-name', 'fleety', '-aws-spot-fleet-config-file', '-', '-yes'],
+      { input: JSON.stringify(config) },
+    );
+    expect(run.code, run.stderr).toBe(0);
+    // -slots overrides TargetCapacity, as condor_annex's -slots did.
+    expect(body.annex.requestedCount).toBe(2);
+    expect(body.annex.market).toBe('spot');
+    expect(body.annex.allocationStrategy).toBe('capacity-optimized');
+    expect(body.annex.instanceTypes).toEqual(['m5.large', 'c5.large']);
+    const running = await liveInstances(body.annex.id);
+    expect(running).toHaveLength(2);
+    expect(running.every((i) => i.InstanceLifecycle === 'spot')).toBe(true);
+    expect((await cli.run(['terminate', 'fleety', '--yes'])).code).toBe(0);
+  });
+
+  it('annex create --spot with three types, then add --spot, shows requested and running', async () => {
+    const { run, body } = await cli.json<Detail & { annex: { market: string } }>([
+      'create',
+      'spotty',
+      '-n',
+      '2',
+      '-t',
+      'm5.large',
+      '-t',
+      'c5.large,r5.large',
+      '--spot',
+      '--replace-interrupted',
+      '--max-spend',
+      '25',
+      '--yes',
+    ]);
+    expect(run.code, run.stderr).toBe(0);
+    expect(body.annex).toMatchObject({ market: 'spot', requestedCount: 2, runningCount: 2 });
+    expect(body.annex.instanceTypes).toEqual(['m5.large', 'c5.large', 'r5.large']);
+    expect(body.annex).toMatchObject({ replaceInterrupted: true, maxSpend: 25 });
+    const added = await cli.json<Detail>(['add', 'spotty', '-n', '1', '--spot', '--on-demand-base', '1']);
+    expect(added.run.code, added.run.stderr).toBe(0);
+    expect(added.body.annex).toMatchObject({ requestedCount: 3, runningCount: 3 });
+    const markets = (await liveInstances(body.annex.id))
+      .map((i) => i.InstanceLifecycle ?? 'on-demand')
+      .sort();
+    expect(markets).toEqual(['on-demand', 'spot', 'spot']);
+    expect((await cli.run(['terminate', 'spotty', '--yes'])).code).toBe(0);
+  });
+
   it('-owner limits START to those HTCondor users; -no-owner lets any user of the pool run', async () => {
     const condorConfig = async (name: string): Promise<string> => {
       const response = await stack.as('alice').request('GET', `/v1/annexes/${name}/condor-config`);
@@ -328,14 +385,14 @@ describe('annex exit codes and errors', () => {
       /^annex: ValidationError: durationSeconds: .*\(hint: check --duration\)$/,
     ],
     [
-      ['create', 'x', '-n', '1', '-t', 'm5.large', '--spot'],
+      ['create', 'x', '-n', '1', '-t', 'm5.large', '--spot', '--capacity-policy', 'some'],
       2,
-      /spot is not supported by this control plane yet/,
+      /^annex: ValidationError: capacityPolicy: /,
     ],
     [
       ['-count', '1', '-annex-name', 'x', '-aws-spot-fleet-config-file', '-'],
       2,
-      /spot is not supported by this control plane yet/,
+      /^annex: Usage: --spot-fleet-config - is not JSON/,
     ],
     [
       [

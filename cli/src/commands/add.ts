@@ -2,6 +2,7 @@
 import type { Context } from '../context.ts';
 import { withHint } from '../context.ts';
 import { renderStatus } from '../render.ts';
+import { marketOption } from './create.ts';
 import type { AnnexDetail } from '../types.ts';
 import {
   annexHint,
@@ -18,12 +19,13 @@ export const run = async (ctx: Context): Promise<number> => {
   const name = ctx.name;
   const count = countOption(ctx);
   const instanceTypes = typesOption(ctx);
+  const market = marketOption(ctx);
   const key = idempotencyKey(ctx);
   const before = new Set((await getDetail(ctx, name)).instances.map((i) => i.instanceId));
   const api = await ctx.api();
   await api
     .request('POST', annexPath(name, '/instances'), {
-      body: { count, ...(instanceTypes.length === 0 ? {} : { instanceTypes }) },
+      body: { count, ...(instanceTypes.length === 0 ? {} : { instanceTypes }), ...market },
       idempotencyKey: key,
       query: ctx.ownerQuery,
     })

@@ -205,7 +205,12 @@ export const HEARTBEAT_NOTE =
 /** The line printed after a wait. */
 export const waitSummary = (result: WaitResult, wanted: number, verb: string): string => {
   const { annex } = result.detail;
+  const count = result.given === undefined ? `${wanted}` : `${result.given} of ${wanted}`;
+  const short =
+    result.given === undefined
+      ? ''
+      : ` EC2 had no capacity for the rest (annex events ${annex.name} says why); the annex keeps what it got.`;
   return result.outcome === 'joined'
-    ? `${annex.name}: ${wanted} instance(s) ${verb}, running, and joined the pool.`
-    : `${annex.name}: ${wanted} instance(s) ${verb} and running; ${HEARTBEAT_NOTE}.`;
+    ? `${annex.name}: ${count} instance(s) ${verb}, running, and joined the pool.${short}`
+    : `${annex.name}: ${count} instance(s) ${verb} and running; ${HEARTBEAT_NOTE}.${short}`;
 };

@@ -155,17 +155,33 @@ describe('condor_annex command lines', () => {
     expect(translateCondorArgs(['-help'])).toEqual(['help']);
   });
 
-  it.each([
-    [
-      ['-count', '1', '-annex-name', 'a', '-aws-spot-fleet-config-file', '-'],
-      '-aws-spot-fleet-config-file spot is not supported by this control plane yet',
-    ],
-    [['-slots', '4', '-annex-name', 'a'], '-slots spot is not supported by this control plane yet'],
-    [['-aws-spot-fleet', '-annex-name', 'a'], 'spot is not supported by this control plane yet'],
-  ])('refuses spot requests %j with a usage error', (argv, message) => {
-    const e = refusal(argv);
-    expect(e.exitCode).toBe(2);
-    expect(e.message).toContain(message);
+  it('maps condor_annex’s Spot Fleet options: -slots is the count, the config file is passed on', () => {
+    expect(
+      translateCondorArgs(['-count', '1', '-annex-name', 'a', '-aws-spot-fleet-config-file', 'fleet.json']),
+    ).toEqual(['create', 'a', '--count', '1', '--spot-fleet-config', 'fleet.json']);
+    expect(translateCondorArgs(['-annex-name', 'a', '-aws-spot-fleet-config-file', '-'])).toEqual([
+      'create',
+      'a',
+      '--spot-fleet-config',
+      '-',
+    ]);
+    expect(
+      translateCondorArgs(['-slots', '4', '-annex-name', 'a', '-aws-on-demand-instance-type', 'm5.large']),
+    ).toEqual(['create', 'a', '--count', '4', '--spot', '--type', 'm5.large']);
+    expect(
+      translateCondorArgs([
+        '-aws-spot-fleet',
+        '-count',
+        '2',
+        '-annex-name',
+        'a',
+        '-aws-on-demand-instance-type',
+        'c5.large',
+      ]),
+    ).toEqual(['create', 'a', '--count', '2', '--spot', '--type', 'c5.large']);
+    expect(
+      refusal(['-count', '1', '-annex-name', 'a', '-aws-spot-fleet-lease-function-arn', 'arn:x']).message,
+    ).toContain('is not needed: the Annex control plane manages lease expiry');
   });
 
   it('maps -owner and -no-owner onto --owner and --no-owner, as condor_annex’s START owners', () => {

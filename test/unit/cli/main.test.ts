@@ -67,18 +67,18 @@ describe('annex (run)', () => {
         code: 'Usage',
         message: 'annex create needs --type TYPE',
         exitCode: 2,
-        hint: 'for example --type p2.xlarge (condor_annex: -aws-on-demand-instance-type)',
+        hint: 'for example --type p2.xlarge (condor_annex: -aws-on-demand-instance-type), or --spot --vcpus 4 --memory-gib 16',
       },
     });
   });
 
-  it('refuses spot and contradictory owners with exit 2 and a message that names them', async () => {
+  it('refuses contradictory spot and owner options with exit 2 and a message that names them', async () => {
     const spot = fakeIo();
-    expect(await run(['create', 'demo', '-n', '1', '-t', 'm5.large', '--spot'], spot)).toBe(2);
-    expect(spot.err()).toContain('spot is not supported by this control plane yet');
-    const fleet = fakeIo();
-    expect(await run(['-count', '1', '-annex-name', 'x', '-aws-spot-fleet-config-file', '-'], fleet)).toBe(2);
-    expect(fleet.err()).toContain('spot is not supported by this control plane yet');
+    expect(await run(['create', 'demo', '-n', '1', '-t', 'm5.large', '--on-demand-base', '1'], spot)).toBe(2);
+    expect(spot.err()).toContain('--on-demand-base goes with --spot');
+    const needs = fakeIo();
+    expect(await run(['create', 'demo', '-n', '1', '--vcpus', '4'], needs)).toBe(2);
+    expect(needs.err()).toContain('hardware needs take --vcpus and --memory-gib');
     const both = fakeIo();
     expect(
       await run(
@@ -115,7 +115,7 @@ describe('annex (run)', () => {
     );
     expect(code).toBe(1);
     expect(io.err()).toContain(
-      "Will request 1 p2.xlarge on-demand instance(s) for 0.83 hours. Each instance will terminate after being idle for 0.25 hours.\nIs that OK? (Type 'yes' or 'no'): ",
+      "Will request 1 p2.xlarge on-demand instance(s) for 0.83 hours. Each instance will terminate after being idle for 0.25 hours. Estimated cost: at most $0.90 per hour, $0.75 for the whole lease, at us-east-1 on-demand list prices of 2026-11-25.\nIs that OK? (Type 'yes' or 'no'): ",
     );
     expect(io.err()).toContain('annex: Cancelled: not creating the annex (hint: nothing was launched)');
   });

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { colourAllowed, Output } from '../../../cli/src/output.ts';
-import { renderAnnexList, renderStatus, table } from '../../../cli/src/render.ts';
+import { costText, renderAnnexList, renderStatus, table } from '../../../cli/src/render.ts';
 import type { Annex } from '../../../cli/src/types.ts';
 
 const plain = new Output(
@@ -89,10 +89,19 @@ describe('annex views', () => {
     expect(renderAnnexList([annex], now, plain)).toBe(
       [
         'NAME      STATE    INSTANCES  TYPES      POOL     EXPIRES',
-        'ToddsGPU  RUNNING  1          p2.xlarge  default  in 49m 52s',
+        'ToddsGPU  RUNNING  1/1        p2.xlarge  default  in 49m 52s',
       ].join('\n'),
     );
     expect(renderAnnexList([], now, plain)).toBe('No annexes.');
+  });
+
+  it('shows the control plane’s cost estimate and the budget, never a number it did not give', () => {
+    expect(costText(annex)).toBeUndefined();
+    expect(costText({ ...annex, maxSpend: 25 })).toBe('budget $25.00 (no estimate yet)');
+    expect(costText({ ...annex, estimatedHourlyUsd: 0.288, spendSoFarUsd: 0.0512, maxSpend: 25 })).toBe(
+      '≈ $0.288/h, $0.051 so far (budget $25.00)',
+    );
+    expect(costText({ ...annex, estimatedHourlyUsd: 2.5 })).toBe('≈ $2.50/h');
   });
 
   it('shows the status with instances, heartbeats and the expiry countdown', () => {
