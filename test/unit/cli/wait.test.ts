@@ -104,6 +104,36 @@ describe('waitForInstances', () => {
     ]);
   });
 
+  it('when a fleet gave fewer than asked (policy keep), waits for what its launched event lists', async () => {
+    const launched = (ids: string[]) => ({
+      at: '2025-06-01T12:00:01.000Z',
+      type: 'launched',
+      message: `batch 2: ${ids.length} instance(s) of 3 requested`,
+      detail: { batch: 2, requested: 3, instanceIds: ids },
+    });
+    const old = {
+      at: '2025-06-01T11:00:01.000Z',
+      type: 'launched',
+      message: 'batch 1',
+      detail: { batch: 1, requested: 1, instanceIds: ['i-old'] },
+    };
+    const s = sequence([
+      { ...detail(annex('LAUNCHING', 4), [instance('i-old')]), events: [old] },
+      {
+        ...detail(annex('RUNNING', 4), [instance('i-old'), instance('i-a'), instance('i-b')]),
+        events: [old, launched(['i-a', 'i-b'])],
+      },
+    ]);
+    const result = await waitForInstances(s.get, {
+      wanted: 3,
+      before: new Set(['i-old']),
+      timeoutMs: 60_000,
+      ...s,
+    });
+    expect(result).toMatchObject({ outcome: 'running', given: 2 });
+    expect(s.calls()).toBe(2);
+  });
+
   it('gives up at the timeout with a hint that the annex still exists', async () => {
     const s = sequence([detail(annex('LAUNCHING'), [])]);
     const error = await waitForInstances(s.get, {
