@@ -104,7 +104,7 @@ const leaseLine = (a: CardAnnex, now: Date): string => {
 const cardText = (a: CardAnnex, now: Date): string => {
   const running = a.runningCount === undefined ? '?' : String(a.runningCount);
   const lines = [
-    `*${escape(a.name)}* · ${a.state}${a.market === 'spot' ? ' · spot' : ''}`,
+    `*${escape(a.name)}* · ${a.state}${a.market === undefined || a.market === 'on-demand' ? '' : ` · ${a.market}`}`,
     `${running}/${a.requestedCount} instances running · ${a.instanceTypes.map(escape).join(', ')} · pool ${escape(a.pool)}`,
     leaseLine(a, now),
   ];

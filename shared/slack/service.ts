@@ -213,15 +213,16 @@ export const acceptAction = async (
 
 const ACTIVE = new Set(['pending', 'running']);
 
-const card = (annex: Annex, instances?: InstanceRecord[]): CardAnnex => {
-  const view: CardAnnex = annexView(annex, instances);
+/** The annex as the API shows it (with its estimated spend, when the view has one) for a card. */
+const card = (annex: Annex, instances: InstanceRecord[] | undefined, now: Date): CardAnnex => {
+  const view: CardAnnex = annexView(annex, instances, now);
   return instances === undefined
     ? view
     : { ...view, runningCount: instances.filter((i) => ACTIVE.has(i.state)).length };
 };
 
 const cardOf = async (deps: SlackWorkerDeps, annex: Annex): Promise<CardAnnex> =>
-  card(annex, await deps.store.listInstances(annex.id));
+  card(annex, await deps.store.listInstances(annex.id), deps.clock.now());
 
 const extendBy = async (
   deps: SlackWorkerDeps,
@@ -265,7 +266,7 @@ const runCommand = async (
     }
     case 'status': {
       const { annex, instances } = await getAnnexDetail(deps, caller, { name: command.name });
-      return statusCard(card(annex, instances), now());
+      return statusCard(card(annex, instances, now()), now());
     }
     case 'create': {
       const { annex } = await createAnnex(deps, caller, createInput(identity, command), job.idempotencyKey);
@@ -459,7 +460,7 @@ export const notifySlack = async (deps: SlackNotifyDeps): Promise<NotifyReport> 
         if (ended) await deps.slackStore.deleteWatch(annex.id);
         continue;
       }
-      const view = card(annex, await deps.store.listInstances(annex.id));
+      const view = card(annex, await deps.store.listInstances(annex.id), now);
       try {
         await deps.messenger.postMessage(
           token,

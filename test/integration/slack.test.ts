@@ -126,6 +126,8 @@ describe('/annex create on the local stack', () => {
     expect(sectionText(card)).toMatch(/\*demo\* · RUNNING/);
     expect(sectionText(card)).toContain('1/1 instances running · m5.large · pool default');
     expect(sectionText(card)).toMatch(/Expires in \*(1h 59m|2h)\*/);
+    // The annex view's estimated spend (the bundled on-demand price of m5.large), when it has one.
+    expect(sectionText(card)).toMatch(/Estimated spend: ~\$0\.\d\d\/h · \$0\.\d\d so far/);
     const buttons = actionsOf(card);
     expect(buttons.map((b) => b.action_id)).toEqual(['annex_extend', 'annex_terminate']);
     expect(buttons[1]?.confirm).toBeDefined();
@@ -173,6 +175,20 @@ describe('/annex create on the local stack', () => {
     const { ack } = await command('create x count=two type=m5.large');
     expect(ack.body.text).toMatch(/^count: /);
     expect(await tableItems()).toEqual(before);
+  });
+});
+
+describe('/annex create … spot', () => {
+  it('creates a spot annex (market spot, as the create API has it)', async () => {
+    const { ack, responseUrl } = await command('create cheap count=1 type=m5.large spot duration=1h');
+
+    expect(ack.body.text).toBe('Working on it…');
+    const card = await answerTo(responseUrl, 20_000);
+    expect(sectionText(card)).toMatch(/\*cheap\* · RUNNING · spot/);
+    const got = await alice().request<{ annex: { market: string } }>('GET', '/v1/annexes/cheap');
+    expect(got.body.annex.market).toBe('spot');
+    const end = await command('terminate cheap');
+    expect(sectionText(await answerTo(end.responseUrl))).toContain('TERMINATED');
   });
 });
 
