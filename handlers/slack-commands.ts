@@ -5,6 +5,6 @@ import { commandRequest } from '../shared/slack/requests.ts';
 import { acceptCommand } from '../shared/slack/service.ts';
 
 export const handler = slackRoute(slackIngressDeps, async (verified) => {
-  const { request, text } = commandRequest(verified);
-  return acceptCommand(slackIngressDeps(), request, text);
+  const command = commandRequest(verified);
+  return command === undefined ? undefined : acceptCommand(slackIngressDeps(), command.request, command.text);
 });

@@ -6,7 +6,11 @@ import type { SlackAction } from './model.ts';
 import { annexRefOf, InteractionPayload, parseAs, SlashCommandForm } from './schemas.ts';
 import type { SlackRequest } from './service.ts';
 
-export const commandRequest = (verified: VerifiedSlackRequest): { request: SlackRequest; text: string } => {
+/** A slash command, or undefined for Slack's periodic `ssl_check` (answered with an empty 200). */
+export const commandRequest = (
+  verified: VerifiedSlackRequest,
+): { request: SlackRequest; text: string } | undefined => {
+  if (verified.form.get('ssl_check') === '1') return undefined;
   const form = parseAs(SlashCommandForm, Object.fromEntries(verified.form), '');
   return {
     request: {

@@ -337,6 +337,13 @@ const failure = (deps: SlackWorkerDeps, job: SlackJob, e: unknown): SlackMessage
 
 /** Does a job as the mapped principal and posts the outcome to its response_url. */
 export const runSlackJob = async (deps: SlackWorkerDeps, job: SlackJob): Promise<void> => {
+  // Checked when the request came in; checked again before doing work nobody could be told of.
+  if (!responseUrlAllowed(deps.slack.responseUrlPrefix, job.responseUrl)) {
+    deps.log.error('slack job with a response_url outside the allowed prefix; not done', {
+      teamId: job.teamId,
+    });
+    return;
+  }
   let message: SlackMessage;
   const identity = await deps.slackStore.getIdentity(job.teamId, job.userId);
   if (identity === undefined) {
@@ -354,12 +361,6 @@ export const runSlackJob = async (deps: SlackWorkerDeps, job: SlackJob): Promise
     } catch (e) {
       message = failure(deps, job, e);
     }
-  }
-  if (!responseUrlAllowed(deps.slack.responseUrlPrefix, job.responseUrl)) {
-    deps.log.error('slack job with a response_url outside the allowed prefix; not answered', {
-      teamId: job.teamId,
-    });
-    return;
   }
   await deps.messenger.respond(job.responseUrl, message);
 };

@@ -320,6 +320,14 @@ describe('refusals: nothing is written and no work is done', () => {
     expect(result.body.text).toMatch(/not linked/);
   });
 
+  it('Slack’s ssl_check → an empty 200', async () => {
+    const result = await refused(async () => {
+      const body = 'ssl_check=1&token=deprecated';
+      return post('/v1/slack/commands', body, slackHeaders(slack.signingSecret, body));
+    });
+    expect(result).toMatchObject({ status: 200, body: {} });
+  });
+
   it('a response_url outside the configured prefix → 400 naming it', async () => {
     const result = await refused(async () => {
       const body = slashCommandBody({ text: 'list', responseUrl: 'https://attacker.example/collect' });

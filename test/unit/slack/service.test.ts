@@ -292,6 +292,16 @@ describe('the worker', () => {
     expect((await store.findAnnexByName(alice.principalArn, 'gpu'))?.state).toBe('RUNNING');
   });
 
+  it('does nothing for a job whose response_url is not Slack’s', async () => {
+    await acceptCommand(ingress, request(), 'create gpu count=1 type=m5.large');
+    const job = { ...(jobs.jobs[0] as SlackJob), responseUrl: 'https://evil.example/x' };
+
+    await runSlackJob(worker, job);
+
+    expect(messenger.responses).toEqual([]);
+    expect(await store.listAnnexesByOwner(alice.principalArn)).toEqual([]);
+  });
+
   it('answers an unmapped user (a mapping removed after the ack) without doing anything', async () => {
     await acceptCommand(ingress, request(), 'create gpu count=1 type=m5.large');
     await slackStore.deleteIdentity('T0TEAM', 'U0ALICE');
