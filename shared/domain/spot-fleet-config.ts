@@ -171,8 +171,11 @@ const tagsFrom = (v: unknown, field: string, into: Record<string, string>): void
       const tf = `${f}.Tags[${j}]`;
       const t = object(tag, tf);
       const key = text(t.Key, `${tf}.Key`);
+      if (key.length === 0 || key.length > 128) refuse(`${tf}.Key`, 'must be 1 to 128 characters');
       if (/^(aws|annex):/i.test(key)) refuse(`${tf}.Key`, 'keys starting with aws: or annex: are reserved');
-      into[key] = typeof t.Value === 'string' ? t.Value : '';
+      const value = t.Value === undefined ? '' : text(t.Value, `${tf}.Value`);
+      if (value.length > 256) refuse(`${tf}.Value`, 'must be at most 256 characters');
+      into[key] = value;
     });
   });
 };

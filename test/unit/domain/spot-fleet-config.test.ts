@@ -170,6 +170,18 @@ describe('translateSpotFleetConfig: refusals name the field', () => {
       },
       'spotFleetConfig.LaunchTemplateConfigs[0].Overrides',
     ],
+    [
+      'a tag value too long',
+      minimal(
+        {},
+        {
+          TagSpecifications: [
+            { ResourceType: 'spot-fleet-request', Tags: [{ Key: 'k', Value: 'v'.repeat(257) }] },
+          ],
+        },
+      ),
+      'spotFleetConfig.TagSpecifications[0].Tags[0].Value',
+    ],
     ['nothing to launch', { TargetCapacity: 1 }, 'spotFleetConfig.LaunchSpecifications'],
     ['a non-object', 'ami-1a2b3c4d', 'spotFleetConfig'],
   ])('%s', (_, config, field) => {
