@@ -213,6 +213,42 @@ describe('mixed and spot fleet configs', () => {
     await alice.request('DELETE', '/v1/annexes/mixed');
   });
 
+  it('adds spot nodes to an on-demand annex under the same lease, as a fleet of their own batch', async () => {
+    const created = await alice.request<AnnexBody>('POST', '/v1/annexes', {
+      name: 'grow',
+      count: 1,
+      instanceTypes: ['m5.large'],
+    });
+    expect(created.status).toBe(201);
+    expect(await fleetsOf(created.body.annex.id)).toEqual([]);
+
+    const added = await alice.request<AnnexBody>(
+      'POST',
+      '/v1/annexes/grow/instances',
+      { count: 2, market: 'spot', instanceTypes: ['m5.large', 'm5a.large'] },
+      { 'Idempotency-Key': unique('grow') },
+    );
+
+    expect(added.status).toBe(200);
+    expect(added.body.annex).toMatchObject({ state: 'RUNNING', requestedCount: 3, market: 'on-demand' });
+    const fleets = await fleetsOf(created.body.annex.id);
+    expect(fleets).toHaveLength(1);
+    expect(fleets[0]?.TargetCapacitySpecification).toMatchObject({
+      TotalTargetCapacity: 2,
+      SpotTargetCapacity: 2,
+    });
+    const instances = await instancesOf(created.body.annex.id);
+    const byBatch = instances
+      .map((i) => `${tag(i.Tags, 'annex:batch')}:${i.InstanceLifecycle ?? 'on-demand'}`)
+      .sort();
+    expect(byBatch).toEqual(['1:on-demand', '2:spot', '2:spot']);
+    expect(new Set(instances.map((i) => tag(i.Tags, 'annex:expires-at')))).toEqual(
+      new Set([created.body.annex.expiresAt]),
+    );
+    await alice.request('DELETE', '/v1/annexes/grow');
+    expect(await templateExists(created.body.annex.id)).toBe(false);
+  });
+
   it('creates an annex from an AWS example Spot Fleet config; request fields override it', async () => {
     const spotFleetConfig = JSON.parse(
       readFileSync(new URL('../fixtures/spot-fleet/diversified.json', import.meta.url), 'utf8'),
