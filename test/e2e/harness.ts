@@ -30,7 +30,7 @@ export interface Cli {
   /** Runs with --json and parses stdout. */
   json<T = Record<string, unknown>>(
     args: string[],
-    options?: { env?: Record<string, string | undefined> },
+    options?: { env?: Record<string, string | undefined>; input?: string; timeoutMs?: number },
   ): Promise<{ run: Run; body: T }>;
 }
 
