@@ -34,6 +34,7 @@ import {
   createLaunchTemplateInput,
   describeStageTemplates,
   fleetOutcome,
+  instanceBasics,
   launchTemplateName,
   sendCreateFleet,
   sendCreateLaunchTemplate,
@@ -217,26 +218,11 @@ export class Ec2Compute implements Compute {
           const out = await this.ec2.send(
             new RunInstancesCommand({
               ClientToken: clientToken(req.annexId, req.batch, attempt++),
-              ImageId: spec.imageId,
+              ...instanceBasics(req),
               InstanceType: instanceType as never,
               MinCount: req.count,
               MaxCount: req.count,
               ...(subnetId === undefined ? {} : { SubnetId: subnetId }),
-              ...(spec.securityGroupIds.length > 0 ? { SecurityGroupIds: spec.securityGroupIds } : {}),
-              ...(spec.keyName === undefined ? {} : { KeyName: spec.keyName }),
-              // The user's bytes, untouched: EC2 wants them base64-encoded and SDK v3 does not do it.
-              ...(spec.userData === undefined
-                ? {}
-                : { UserData: Buffer.from(spec.userData, 'utf8').toString('base64') }),
-              ...(req.instanceProfileArn === undefined
-                ? {}
-                : { IamInstanceProfile: { Arn: req.instanceProfileArn } }),
-              InstanceInitiatedShutdownBehavior: 'terminate',
-              MetadataOptions: {
-                HttpTokens: 'required',
-                HttpEndpoint: 'enabled',
-                HttpPutResponseHopLimit: 1,
-              },
               TagSpecifications: [
                 { ResourceType: 'instance', Tags: tags },
                 { ResourceType: 'volume', Tags: tags },

@@ -20,6 +20,31 @@ import { clientToken } from '../domain/lease.ts';
 import type { InstanceMarket, InstanceRequirements, LaunchSpec } from '../domain/model.ts';
 import type { AnnexLaunchTemplate, FleetError, LaunchedInstance, LaunchRequest } from '../domain/ports.ts';
 
+/**
+ * What every annex instance is launched with, by RunInstances or from the fleet's launch template:
+ * image, network, key, the user's user data byte for byte, the instance profile, terminate on
+ * shutdown, IMDSv2 only.
+ */
+export const instanceBasics = (req: Pick<LaunchRequest, 'spec' | 'instanceProfileArn'>) => {
+  const { spec } = req;
+  return {
+    ImageId: spec.imageId,
+    ...(spec.securityGroupIds.length > 0 ? { SecurityGroupIds: spec.securityGroupIds } : {}),
+    ...(spec.keyName === undefined ? {} : { KeyName: spec.keyName }),
+    // The user's bytes, untouched (base64 is EC2's transport encoding; SDK v3 does not add it).
+    ...(spec.userData === undefined
+      ? {}
+      : { UserData: Buffer.from(spec.userData, 'utf8').toString('base64') }),
+    ...(req.instanceProfileArn === undefined ? {} : { IamInstanceProfile: { Arn: req.instanceProfileArn } }),
+    InstanceInitiatedShutdownBehavior: 'terminate' as const,
+    MetadataOptions: {
+      HttpTokens: 'required' as const,
+      HttpEndpoint: 'enabled' as const,
+      HttpPutResponseHopLimit: 1,
+    },
+  };
+};
+
 /** The launch template of one annex: derived from the stage and the annex id, nothing else. */
 export const launchTemplateName = (stage: string, annexId: string): string => `annex-${stage}-${annexId}`;
 
@@ -120,23 +145,11 @@ export const createLaunchTemplateInput = (
   templateName: string,
   annexTags: Tag[],
 ): ConstructorParameters<typeof CreateLaunchTemplateCommand>[0] => {
-  const { spec } = req;
   return {
     LaunchTemplateName: templateName,
     VersionDescription: `annex ${req.annexName}`,
     LaunchTemplateData: {
-      ImageId: spec.imageId,
-      ...(spec.securityGroupIds.length > 0 ? { SecurityGroupIds: spec.securityGroupIds } : {}),
-      ...(spec.keyName === undefined ? {} : { KeyName: spec.keyName }),
-      // The user's bytes, untouched (base64 is EC2's transport encoding; SDK v3 does not add it).
-      ...(spec.userData === undefined
-        ? {}
-        : { UserData: Buffer.from(spec.userData, 'utf8').toString('base64') }),
-      ...(req.instanceProfileArn === undefined
-        ? {}
-        : { IamInstanceProfile: { Arn: req.instanceProfileArn } }),
-      InstanceInitiatedShutdownBehavior: 'terminate',
-      MetadataOptions: { HttpTokens: 'required', HttpEndpoint: 'enabled', HttpPutResponseHopLimit: 1 },
+      ...instanceBasics(req),
       // Volumes are tagged from here (an instant fleet tags the fleet and its instances only).
       TagSpecifications: [{ ResourceType: 'volume', Tags: annexTags }],
     },
