@@ -522,6 +522,13 @@ const runBatch = async (deps: LaunchDeps, annex: Annex): Promise<Annex> => {
   }
 };
 
+/** Whether an annex may have launched through EC2 Fleet (and so made its launch template). */
+export const mayHaveLaunchTemplate = (annex: Annex, instances: readonly InstanceRecord[]): boolean =>
+  annex.spec.market !== 'on-demand' ||
+  annex.spec.instanceTypes.length === 0 ||
+  annex.spec.instanceRequirements !== undefined ||
+  instances.some((i) => i.market !== 'on-demand');
+
 const batchWasLaunched = async (deps: LaunchDeps, annexId: string, batch: number): Promise<boolean> =>
   (await deps.store.listInstances(annexId)).some((i) => i.batch === batch);
 
@@ -881,12 +888,15 @@ export const endAnnex = async (
     deps.log.warn('could not delete the annex credential', { annexId: current.id, error: String(e) });
   }
   await cancelSchedule(deps, current);
-  try {
-    // Fleet launches made one; annexes that never launched a fleet have none (NotFound is success).
-    await deps.compute.deleteLaunchTemplate(current.id);
-  } catch (e) {
-    // The sweep deletes leaked launch templates.
-    deps.log.warn('could not delete the launch template', { annexId: current.id, error: String(e) });
+  // Fleet launches made a launch template; a plain on-demand annex never had one, and asking to
+  // delete a template that never existed is an error to log for nothing (on AWS, with a
+  // resource-tag condition, an access denial). What this misses, the sweep deletes.
+  if (mayHaveLaunchTemplate(current, recorded)) {
+    try {
+      await deps.compute.deleteLaunchTemplate(current.id);
+    } catch (e) {
+      deps.log.warn('could not delete the launch template', { annexId: current.id, error: String(e) });
+    }
   }
   assertTransition(current, finalState);
   return deps.store.updateAnnex(

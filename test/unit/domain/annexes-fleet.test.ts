@@ -362,6 +362,18 @@ describe('the per-annex launch template', () => {
     expect(compute.launchTemplates.has(annex.id)).toBe(false);
   });
 
+  it('is not asked for when the annex never launched through a fleet; is when a spot batch was added', async () => {
+    await createAnnex(deps, alice, spot({ market: 'on-demand', count: 1 }));
+    await deleteAnnex(deps, alice, { name: 'cheap' });
+    expect(compute.calls.filter((c) => c.method === 'deleteLaunchTemplate')).toEqual([]);
+
+    const { annex } = await createAnnex(deps, alice, spot({ market: 'on-demand', count: 1 }), 'again');
+    await addNodes(deps, alice, { name: 'cheap' }, { count: 1, market: 'spot' }, 'add-spot');
+    expect(compute.launchTemplates.has(annex.id)).toBe(true);
+    await deleteAnnex(deps, alice, { name: 'cheap' });
+    expect(compute.launchTemplates.has(annex.id)).toBe(false);
+  });
+
   it('a failure to delete it never stops the end; the sweep deletes the leaked template', async () => {
     const { annex } = await createAnnex(deps, alice, spot());
     compute.faults.failNext('deleteLaunchTemplate', new Error('throttled'));
