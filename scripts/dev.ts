@@ -96,6 +96,18 @@ const main = async () => {
     // EC2 events moto cannot send: state changes from its listings, and `npm run dev:event`'s files.
     eventsDir: join(repoRoot, '.annex', 'events'),
     watchInstancesMs: 2000,
+    // A spot warning also reaches the instance's metadata (spot/instance-action), where its agent
+    // sees it within 5 s, drains HTCondor and reports the interruption, as on AWS.
+    onEventFile: (event) => {
+      const detail = event.detail as Record<string, unknown> | undefined;
+      const id = detail?.['instance-id'];
+      if (event['detail-type'] !== 'EC2 Spot Instance Interruption Warning' || typeof id !== 'string') return;
+      const time = new Date(Date.now() + 120_000).toISOString().replace(/\.\d{3}Z$/, 'Z');
+      running.instances?.setSpotAction(id, {
+        action: String(detail?.['instance-action'] ?? 'terminate'),
+        time,
+      });
+    },
   });
 
   // Each instance moto launches boots the real annex-boot and annex-agent (as on AWS).

@@ -37,6 +37,11 @@ export interface EnforcerOptions {
   now?: () => Date;
   /** With timers: poll this directory for EventBridge event files (JSON) to deliver, then delete them. */
   eventsDir?: string;
+  /**
+   * Called with each event file's event before it is delivered: the dev stack shows a spot
+   * warning to the instance too (its metadata service), as EC2 does at the same moment.
+   */
+  onEventFile?: (event: Record<string, unknown>) => void;
   /** With timers: synthesize EC2 state-change events this often (ms); default off. */
   watchInstancesMs?: number;
 }
@@ -241,6 +246,7 @@ export function startEnforcer(options: EnforcerOptions): Enforcer {
       const path = join(dir, file);
       const event = JSON.parse(readFileSync(path, 'utf8')) as Record<string, unknown>;
       rmSync(path, { force: true });
+      options.onEventFile?.(event);
       await deliverEvent(event);
     }
   };
