@@ -13,11 +13,10 @@ import {
 import { AnnexError, upstreamUnavailable, validationError } from '../../../shared/domain/errors.ts';
 import { annexIdFor } from '../../../shared/domain/lease.ts';
 import type { Caller } from '../../../shared/domain/model.ts';
-import { putPool } from '../../../shared/domain/pools.ts';
-import {
+import { domainDeps, putDefaultPool } from '../../support/domain-deps.ts';
+import type {
   FakeClock,
   FakeCompute,
-  FakeSchedules,
   FakeSecrets,
   InMemoryLeaseStore,
   silentLogger,
@@ -40,37 +39,12 @@ let clock: FakeClock;
 let store: InMemoryLeaseStore;
 let compute: FakeCompute;
 let secrets: FakeSecrets;
-let schedules: FakeSchedules;
 let deps: LaunchDeps;
 let log: ReturnType<typeof silentLogger>;
 
 beforeEach(async () => {
-  clock = new FakeClock();
-  store = new InMemoryLeaseStore();
-  compute = new FakeCompute(clock);
-  secrets = new FakeSecrets('test');
-  schedules = new FakeSchedules();
-  log = silentLogger();
-  deps = {
-    store,
-    compute,
-    secrets,
-    schedules,
-    clock,
-    log,
-    settings: {
-      stage: 'test',
-      adminArns: [admin.principalArn],
-      maxDurationSeconds: 7 * 86400,
-      maxInstancesPerAnnex: 10,
-    },
-    launch: { defaultImageId: 'ami-0123456789abcdef0', defaultSubnetIds: [], defaultSecurityGroupIds: [] },
-  };
-  await putPool(deps, admin, 'default', {
-    collectorHost: 'cm.example.org',
-    collectorPort: 9618,
-    credential: { type: 'password', value: 'pool-password-123' },
-  });
+  ({ clock, store, compute, secrets, log, deps } = domainDeps());
+  await putDefaultPool(deps);
 });
 
 const expectAnnexError = async (p: Promise<unknown>, code: AnnexError['code'], field?: string) => {
