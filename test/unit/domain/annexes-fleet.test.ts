@@ -12,21 +12,18 @@ import {
 } from '../../../shared/domain/annexes.ts';
 import { AnnexError } from '../../../shared/domain/errors.ts';
 import type { Caller } from '../../../shared/domain/model.ts';
-import { putPool } from '../../../shared/domain/pools.ts';
 import type { FleetError } from '../../../shared/domain/ports.ts';
 import { sweep, type SweepDeps } from '../../../shared/domain/sweep.ts';
 import { annexView } from '../../../shared/domain/views.ts';
 import {
-  FakeClock,
-  FakeCompute,
-  FakeSchedules,
-  FakeSecrets,
   StampingLeaseStore,
-  silentLogger,
+  type FakeClock,
+  type FakeCompute,
+  type FakeSecrets,
 } from '../../support/fakes.ts';
+import { domainDeps, putDefaultPool, TEST_SWEEP } from '../../support/domain-deps.ts';
 
 const alice: Caller = { principalArn: 'arn:aws:iam::123456789012:user/alice', admin: false };
-const admin: Caller = { principalArn: 'arn:aws:iam::123456789012:user/admin', admin: true };
 
 const spot = (over: Partial<CreateAnnexInput> = {}): CreateAnnexInput => ({
   name: 'cheap',
@@ -55,40 +52,16 @@ let clock: FakeClock;
 let store: StampingLeaseStore;
 let compute: FakeCompute;
 let secrets: FakeSecrets;
-let schedules: FakeSchedules;
 let deps: LaunchDeps & SweepDeps;
 
 beforeEach(async () => {
-  clock = new FakeClock();
-  store = new StampingLeaseStore(clock);
-  compute = new FakeCompute(clock);
-  secrets = new FakeSecrets('test');
-  schedules = new FakeSchedules();
-  deps = {
-    store,
-    compute,
-    secrets,
-    schedules,
-    clock,
-    log: silentLogger(),
-    settings: {
-      stage: 'test',
-      adminArns: [admin.principalArn],
-      maxDurationSeconds: 7 * 86400,
-      maxInstancesPerAnnex: 20,
-    },
-    launch: {
-      defaultImageId: 'ami-0123456789abcdef0',
-      defaultSubnetIds: ['subnet-11111111', 'subnet-22222222'],
-      defaultSecurityGroupIds: [],
-    },
-    sweep: { bootGraceSeconds: 900, orphanMinAgeSeconds: 60, stuckAfterSeconds: 600, concurrency: 4 },
-  };
-  await putPool(deps, admin, 'default', {
-    collectorHost: 'cm.example.org',
-    collectorPort: 9618,
-    credential: { type: 'password', value: 'pool-password-123' },
-  });
+  ({ clock, store, compute, secrets, deps } = domainDeps({
+    store: (c) => new StampingLeaseStore(c),
+    settings: { maxInstancesPerAnnex: 20 },
+    launch: { defaultSubnetIds: ['subnet-11111111', 'subnet-22222222'] },
+    with: { sweep: TEST_SWEEP },
+  }));
+  await putDefaultPool(deps);
 });
 
 const refusal = async (p: Promise<unknown>): Promise<{ code?: string; field?: string }> => {

@@ -7,21 +7,13 @@ import {
 } from '../../../shared/domain/annexes.ts';
 import { annexCost } from '../../../shared/domain/cost.ts';
 import type { Caller, InstanceRecord } from '../../../shared/domain/model.ts';
-import { putPool } from '../../../shared/domain/pools.ts';
 import type { PriceBook } from '../../../shared/domain/ports.ts';
 import { sweep, type SweepDeps } from '../../../shared/domain/sweep.ts';
 import { annexView } from '../../../shared/domain/views.ts';
-import {
-  FakeClock,
-  FakeCompute,
-  FakeSchedules,
-  FakeSecrets,
-  StampingLeaseStore,
-  silentLogger,
-} from '../../support/fakes.ts';
+import { FakeCompute, StampingLeaseStore, type FakeClock } from '../../support/fakes.ts';
+import { domainDeps, putDefaultPool, TEST_SWEEP } from '../../support/domain-deps.ts';
 
 const alice: Caller = { principalArn: 'arn:aws:iam::123456789012:user/alice', admin: false };
-const admin: Caller = { principalArn: 'arn:aws:iam::123456789012:user/admin', admin: true };
 
 /** A price book with fixed answers that counts the spot price questions it was asked. */
 class FixedPrices implements PriceBook {
@@ -82,26 +74,13 @@ describe('pricing and budgets in the sweep', () => {
   let deps: LaunchDeps & SweepDeps;
 
   beforeEach(async () => {
-    clock = new FakeClock();
-    store = new StampingLeaseStore(clock);
     prices = new FixedPrices({ 'm5.large': 0.096, 'c5.large': 0.085 }, { 'm5.large': 0.035 });
-    deps = {
-      store,
-      compute: new FakeCompute(clock),
-      secrets: new FakeSecrets('test'),
-      schedules: new FakeSchedules(),
-      clock,
-      log: silentLogger(),
-      settings: { stage: 'test', adminArns: [], maxDurationSeconds: 7 * 86400, maxInstancesPerAnnex: 10 },
-      launch: { defaultImageId: 'ami-0123456789abcdef0', defaultSubnetIds: [], defaultSecurityGroupIds: [] },
-      sweep: { bootGraceSeconds: 900, orphanMinAgeSeconds: 60, stuckAfterSeconds: 600, concurrency: 4 },
-      prices,
-    };
-    await putPool(deps, admin, 'default', {
-      collectorHost: 'cm.example.org',
-      collectorPort: 9618,
-      credential: { type: 'password', value: 'pool-password-123' },
-    });
+    ({ clock, store, deps } = domainDeps({
+      store: (c) => new StampingLeaseStore(c),
+      settings: { adminArns: [] },
+      with: { sweep: TEST_SWEEP, prices },
+    }));
+    await putDefaultPool(deps);
   });
 
   const create = (over: Partial<CreateAnnexInput>) =>

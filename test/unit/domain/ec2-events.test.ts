@@ -3,20 +3,12 @@ import { createAnnex, type CreateAnnexInput, type LaunchDeps } from '../../../sh
 import { handleEc2Event, parseEc2Event } from '../../../shared/domain/ec2-events.ts';
 import { recordInterruption } from '../../../shared/domain/instances.ts';
 import type { Caller } from '../../../shared/domain/model.ts';
-import { putPool } from '../../../shared/domain/pools.ts';
 import { ec2Event, type Ec2Fixture } from '../../support/ec2-events.ts';
-import {
-  FakeClock,
-  FakeCompute,
-  FakeSchedules,
-  FakeSecrets,
-  StampingLeaseStore,
-  silentLogger,
-} from '../../support/fakes.ts';
+import { StampingLeaseStore, type FakeClock, type FakeCompute } from '../../support/fakes.ts';
+import { domainDeps, putDefaultPool } from '../../support/domain-deps.ts';
 
 const ROLE = 'annex-test-instance';
 const alice: Caller = { principalArn: 'arn:aws:iam::123456789012:user/alice', admin: false };
-const admin: Caller = { principalArn: 'arn:aws:iam::123456789012:user/admin', admin: true };
 
 let clock: FakeClock;
 let store: StampingLeaseStore;
@@ -24,30 +16,11 @@ let compute: FakeCompute;
 let deps: LaunchDeps & { instances: { instanceRoleName: string; heartbeatIntervalSeconds: number } };
 
 beforeEach(async () => {
-  clock = new FakeClock();
-  store = new StampingLeaseStore(clock);
-  compute = new FakeCompute(clock);
-  deps = {
-    store,
-    compute,
-    secrets: new FakeSecrets('test'),
-    schedules: new FakeSchedules(),
-    clock,
-    log: silentLogger(),
-    settings: {
-      stage: 'test',
-      adminArns: [admin.principalArn],
-      maxDurationSeconds: 7 * 86400,
-      maxInstancesPerAnnex: 10,
-    },
-    launch: { defaultImageId: 'ami-0123456789abcdef0', defaultSubnetIds: [], defaultSecurityGroupIds: [] },
-    instances: { instanceRoleName: ROLE, heartbeatIntervalSeconds: 60 },
-  };
-  await putPool(deps, admin, 'default', {
-    collectorHost: 'cm.example.org',
-    collectorPort: 9618,
-    credential: { type: 'password', value: 'pool-password-123' },
-  });
+  ({ clock, store, compute, deps } = domainDeps({
+    store: (c) => new StampingLeaseStore(c),
+    with: { instances: { instanceRoleName: ROLE, heartbeatIntervalSeconds: 60 } },
+  }));
+  await putDefaultPool(deps);
 });
 
 const launched = async (over: Partial<CreateAnnexInput> = {}) => {

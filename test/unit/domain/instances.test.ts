@@ -21,13 +21,13 @@ import { putPool } from '../../../shared/domain/pools.ts';
 import type { InstanceSettings } from '../../../shared/domain/ports.ts';
 import { sweep, type SweepDeps } from '../../../shared/domain/sweep.ts';
 import {
-  FakeClock,
-  FakeCompute,
-  FakeSchedules,
-  FakeSecrets,
   StampingLeaseStore,
-  silentLogger,
+  type FakeClock,
+  type FakeCompute,
+  type FakeSecrets,
+  type silentLogger,
 } from '../../support/fakes.ts';
+import { domainDeps, putDefaultPool, TEST_SWEEP } from '../../support/domain-deps.ts';
 
 const ROLE = 'annex-test-instance';
 const POOL_PASSWORD = 'pool-password-123';
@@ -66,34 +66,11 @@ let log: ReturnType<typeof silentLogger>;
 let deps: LaunchDeps & SweepDeps & BootstrapDeps;
 
 beforeEach(async () => {
-  clock = new FakeClock();
-  store = new StampingLeaseStore(clock);
-  compute = new FakeCompute(clock);
-  secrets = new FakeSecrets('test');
-  log = silentLogger();
-  deps = {
-    store,
-    compute,
-    secrets,
-    schedules: new FakeSchedules(),
-    clock,
-    log,
-    settings: {
-      stage: 'test',
-      adminArns: [admin.principalArn],
-      maxDurationSeconds: 7 * 86400,
-      maxInstancesPerAnnex: 10,
-    },
-    launch: { defaultImageId: 'ami-0123456789abcdef0', defaultSubnetIds: [], defaultSecurityGroupIds: [] },
-    sweep: { bootGraceSeconds: 900, orphanMinAgeSeconds: 60, stuckAfterSeconds: 600, concurrency: 4 },
-    instances: INSTANCES,
-  };
-  await putPool(deps, admin, 'default', {
-    collectorHost: 'cm.example.org',
-    collectorPort: 9618,
-    credential: { type: 'password', value: POOL_PASSWORD },
-    condorUser: 'todd',
-  });
+  ({ clock, store, compute, secrets, log, deps } = domainDeps({
+    store: (c) => new StampingLeaseStore(c),
+    with: { sweep: TEST_SWEEP, instances: INSTANCES },
+  }));
+  await putDefaultPool(deps, { credential: { type: 'password', value: POOL_PASSWORD }, condorUser: 'todd' });
 });
 
 /** Creates an annex and returns it with the ids of its instances. */

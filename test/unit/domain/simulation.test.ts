@@ -32,7 +32,6 @@ import {
 } from '../../../shared/domain/errors.ts';
 import { annexIdFor, isLive } from '../../../shared/domain/lease.ts';
 import type { Annex, Caller, InstanceRecord } from '../../../shared/domain/model.ts';
-import { putPool } from '../../../shared/domain/pools.ts';
 import type { Clock, SweepSettings } from '../../../shared/domain/ports.ts';
 import { sweep, type SweepDeps, type SweepReport } from '../../../shared/domain/sweep.ts';
 import {
@@ -42,6 +41,7 @@ import {
   StampingLeaseStore,
   silentLogger,
 } from '../../support/fakes.ts';
+import { putDefaultPool, TEST_LAUNCH, TEST_SWEEP } from '../../support/domain-deps.ts';
 
 const RUNS = Number(process.env.ANNEX_SOAK_RUNS ?? 200);
 const SEED = process.env.ANNEX_SIM_SEED === undefined ? undefined : Number(process.env.ANNEX_SIM_SEED);
@@ -49,12 +49,7 @@ const SEED = process.env.ANNEX_SIM_SEED === undefined ? undefined : Number(proce
 const STAGE = 'test';
 /** The sweep runs every minute (EventBridge `rate(1 minute)`). */
 const PERIOD_MS = 60_000;
-const SWEEP: SweepSettings = {
-  bootGraceSeconds: 900,
-  orphanMinAgeSeconds: 60,
-  stuckAfterSeconds: 600,
-  concurrency: 4,
-};
+const SWEEP: SweepSettings = TEST_SWEEP;
 const ORPHAN_MIN_AGE_MS = SWEEP.orphanMinAgeSeconds * 1000;
 const STUCK_AFTER_MS = SWEEP.stuckAfterSeconds * 1000;
 
@@ -265,18 +260,14 @@ class World {
         maxDurationSeconds: 7 * 86400,
         maxInstancesPerAnnex: 10,
       },
-      launch: { defaultImageId: 'ami-0123456789abcdef0', defaultSubnetIds: [], defaultSecurityGroupIds: [] },
+      launch: { ...TEST_LAUNCH },
       sweep: SWEEP,
     };
   }
 
   static async start(): Promise<World> {
     const world = new World();
-    await putPool(world.deps, admin, 'default', {
-      collectorHost: 'cm.example.org',
-      collectorPort: 9618,
-      credential: { type: 'password', value: 'pool-password-123' },
-    });
+    await putDefaultPool(world.deps);
     return world;
   }
 

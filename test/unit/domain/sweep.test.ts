@@ -10,27 +10,18 @@ import {
 } from '../../../shared/domain/annexes.ts';
 import { upstreamUnavailable } from '../../../shared/domain/errors.ts';
 import type { Annex, Caller, InstanceRecord } from '../../../shared/domain/model.ts';
-import { putPool } from '../../../shared/domain/pools.ts';
-import type { SweepSettings } from '../../../shared/domain/ports.ts';
 import { sweep, type SweepDeps } from '../../../shared/domain/sweep.ts';
+import { domainDeps, putDefaultPool, TEST_SWEEP as SWEEP } from '../../support/domain-deps.ts';
 import {
-  FakeClock,
-  FakeCompute,
-  FakeSchedules,
-  FakeSecrets,
   StampingLeaseStore,
-  silentLogger,
+  type FakeClock,
+  type FakeCompute,
+  type FakeSchedules,
+  type FakeSecrets,
+  type silentLogger,
 } from '../../support/fakes.ts';
 
 const alice: Caller = { principalArn: 'arn:aws:iam::123456789012:user/alice', admin: false };
-const admin: Caller = { principalArn: 'arn:aws:iam::123456789012:user/admin', admin: true };
-
-const SWEEP: SweepSettings = {
-  bootGraceSeconds: 900,
-  orphanMinAgeSeconds: 60,
-  stuckAfterSeconds: 600,
-  concurrency: 4,
-};
 
 const UNKNOWN_ANNEX = 'ax-00000000000000000000';
 
@@ -71,33 +62,11 @@ let log: ReturnType<typeof silentLogger>;
 let deps: LaunchDeps & SweepDeps;
 
 beforeEach(async () => {
-  clock = new FakeClock();
-  store = new LaggingLiveIndexStore(clock);
-  compute = new FakeCompute(clock);
-  secrets = new FakeSecrets('test');
-  schedules = new FakeSchedules();
-  log = silentLogger();
-  deps = {
-    store,
-    compute,
-    secrets,
-    schedules,
-    clock,
-    log,
-    settings: {
-      stage: 'test',
-      adminArns: [admin.principalArn],
-      maxDurationSeconds: 7 * 86400,
-      maxInstancesPerAnnex: 10,
-    },
-    launch: { defaultImageId: 'ami-0123456789abcdef0', defaultSubnetIds: [], defaultSecurityGroupIds: [] },
-    sweep: SWEEP,
-  };
-  await putPool(deps, admin, 'default', {
-    collectorHost: 'cm.example.org',
-    collectorPort: 9618,
-    credential: { type: 'password', value: 'pool-password-123' },
-  });
+  ({ clock, store, compute, secrets, schedules, log, deps } = domainDeps({
+    store: (c) => new LaggingLiveIndexStore(c),
+    with: { sweep: SWEEP },
+  }));
+  await putDefaultPool(deps);
 });
 
 const create = async (over: Partial<CreateAnnexInput> = {}): Promise<Annex> =>

@@ -1,8 +1,6 @@
 import { beforeEach, describe, expect, it } from 'vitest';
-import type { LaunchDeps } from '../../../shared/domain/annexes.ts';
 import { createAnnex, deleteAnnex } from '../../../shared/domain/annexes.ts';
 import type { Caller } from '../../../shared/domain/model.ts';
-import { putPool } from '../../../shared/domain/pools.ts';
 import { CreateAnnexBody } from '../../../shared/http/schemas.ts';
 import { SlackAuthError } from '../../../shared/slack/errors.ts';
 import type { SlackIdentity, SlackJob } from '../../../shared/slack/model.ts';
@@ -18,14 +16,8 @@ import {
   type SlackRequest,
   type SlackWorkerDeps,
 } from '../../../shared/slack/service.ts';
-import {
-  FakeClock,
-  FakeCompute,
-  FakeSchedules,
-  FakeSecrets,
-  InMemoryLeaseStore,
-  silentLogger,
-} from '../../support/fakes.ts';
+import { domainDeps, putDefaultPool } from '../../support/domain-deps.ts';
+import { silentLogger, type FakeClock, type InMemoryLeaseStore } from '../../support/fakes.ts';
 import { FakeJobs, FakeMessenger, FakeSlackSecrets, InMemorySlackStore } from '../../support/slack-fakes.ts';
 
 const alice: Caller = { principalArn: 'arn:aws:iam::123456789012:user/alice', admin: false };
@@ -80,34 +72,14 @@ const run = async (text: string, over: Partial<SlackRequest> = {}) => {
 };
 
 beforeEach(async () => {
-  clock = new FakeClock();
-  store = new InMemoryLeaseStore();
   slackStore = new InMemorySlackStore();
   jobs = new FakeJobs();
   messenger = new FakeMessenger();
-  const log = silentLogger();
-  const launch: LaunchDeps = {
-    store,
-    compute: new FakeCompute(clock),
-    secrets: new FakeSecrets('test'),
-    schedules: new FakeSchedules(),
-    clock,
-    log,
-    settings: {
-      stage: 'test',
-      adminArns: [admin.principalArn],
-      maxDurationSeconds: 7 * 86400,
-      maxInstancesPerAnnex: 10,
-    },
-    launch: { defaultImageId: 'ami-0123456789abcdef0', defaultSubnetIds: [], defaultSecurityGroupIds: [] },
-  };
-  await putPool(launch, admin, 'default', {
-    collectorHost: 'cm.example.org',
-    collectorPort: 9618,
-    credential: { type: 'password', value: 'pool-password-123' },
-  });
-  ingress = { slackStore, jobs, clock, log, slack: settings };
-  worker = { ...launch, slackStore, messenger, slack: settings };
+  const domain = domainDeps();
+  ({ clock, store } = domain);
+  await putDefaultPool(domain.deps);
+  ingress = { slackStore, jobs, clock, log: domain.log, slack: settings };
+  worker = { ...domain.deps, slackStore, messenger, slack: settings };
   await slackStore.putIdentity(aliceIdentity);
   slackStore.writes.length = 0;
 });
