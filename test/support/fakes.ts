@@ -363,34 +363,15 @@ export class FakeCompute implements Compute {
       }
       const launched: FakeInstance[] = [];
       for (let n = 0; n < req.count; n++) {
-        const instanceId = `i-${(++this.counter).toString(16).padStart(17, '0')}`;
-        const inst: FakeInstance = {
-          instanceId,
-          instanceType,
-          state: 'running',
-          batch: req.batch,
-          launchedAt: this.clock.now().toISOString(),
-          clientToken: `${req.annexId}-b${req.batch}`,
-          tags: {
-            ...req.spec.tags,
-            'annex:id': req.annexId,
-            'annex:name': req.annexName,
-            'annex:owner': req.owner,
-            'annex:stage': req.stage,
-            'annex:expires-at': req.expiresAt,
-            'annex:batch': String(req.batch),
-          },
-          ...(req.spec.userData === undefined ? {} : { userData: req.spec.userData }),
-        };
-        this.instances.set(instanceId, inst);
-        launched.push(inst);
+        launched.push(
+          this.addInstance(req, {
+            instanceType,
+            state: 'running',
+            clientToken: `${req.annexId}-b${req.batch}`,
+          }),
+        );
       }
-      this.afterLaunch?.(req);
-      this.faults.check('launch:after');
-      return {
-        instances: launched.map(({ tags: _t, userData: _u, clientToken: _c, ...rest }) => rest),
-        attempts,
-      };
+      return { instances: this.afterLaunched(req, launched), attempts };
     }
     throw new AnnexError('LimitExceeded', `no capacity for ${req.spec.instanceTypes.join('|')}`);
   }
@@ -419,36 +400,54 @@ export class FakeCompute implements Compute {
           : 0;
     const launched: FakeInstance[] = [];
     for (let n = 0; n < count; n++) {
-      const instanceId = `i-${(++this.counter).toString(16).padStart(17, '0')}`;
-      const inst: FakeInstance = {
-        instanceId,
-        instanceType: req.spec.instanceTypes[0] ?? 'm5.large',
-        market: n < onDemand ? 'on-demand' : 'spot',
-        state: 'pending',
-        batch: req.batch,
-        launchedAt: this.clock.now().toISOString(),
-        clientToken: `${req.annexId}-b${req.batch}-a0`,
-        tags: {
-          ...req.spec.tags,
-          'annex:id': req.annexId,
-          'annex:name': req.annexName,
-          'annex:owner': req.owner,
-          'annex:stage': req.stage,
-          'annex:expires-at': req.expiresAt,
-          'annex:batch': String(req.batch),
-        },
-        ...(req.spec.userData === undefined ? {} : { userData: req.spec.userData }),
-      };
-      this.instances.set(instanceId, inst);
-      launched.push(inst);
+      launched.push(
+        this.addInstance(req, {
+          instanceType: req.spec.instanceTypes[0] ?? 'm5.large',
+          market: n < onDemand ? 'on-demand' : 'spot',
+          state: 'pending',
+          clientToken: `${req.annexId}-b${req.batch}-a0`,
+        }),
+      );
     }
-    this.afterLaunch?.(req);
-    this.faults.check('launch:after');
     return {
-      instances: launched.map(({ tags: _t, userData: _u, clientToken: _c, ...rest }) => rest),
+      instances: this.afterLaunched(req, launched),
       attempts: [],
       fleetErrors: clone(shortfall.errors),
     };
+  }
+  /** Starts one instance of `req`, tagged as the adapter tags it (the request's tags, then the annex's). */
+  private addInstance(
+    req: LaunchRequest,
+    made: Pick<FakeInstance, 'instanceType' | 'market' | 'state' | 'clientToken'>,
+  ): FakeInstance {
+    const instanceId = `i-${(++this.counter).toString(16).padStart(17, '0')}`;
+    const inst: FakeInstance = {
+      instanceId,
+      instanceType: made.instanceType,
+      ...(made.market === undefined ? {} : { market: made.market }),
+      state: made.state,
+      batch: req.batch,
+      launchedAt: this.clock.now().toISOString(),
+      clientToken: made.clientToken,
+      tags: {
+        ...req.spec.tags,
+        'annex:id': req.annexId,
+        'annex:name': req.annexName,
+        'annex:owner': req.owner,
+        'annex:stage': req.stage,
+        'annex:expires-at': req.expiresAt,
+        'annex:batch': String(req.batch),
+      },
+      ...(req.spec.userData === undefined ? {} : { userData: req.spec.userData }),
+    };
+    this.instances.set(instanceId, inst);
+    return inst;
+  }
+  /** After a launch's instances exist: the concurrent-writer hook, the injected fault, the answer. */
+  private afterLaunched(req: LaunchRequest, launched: FakeInstance[]): LaunchedInstance[] {
+    this.afterLaunch?.(req);
+    this.faults.check('launch:after');
+    return launched.map(({ tags: _t, userData: _u, clientToken: _c, ...rest }) => rest);
   }
   async deleteLaunchTemplate(annexId: string): Promise<void> {
     this.calls.push({ method: 'deleteLaunchTemplate', args: { annexId } });
