@@ -2,21 +2,17 @@ import {
   CreateTagsCommand,
   DescribeInstancesCommand,
   EC2Client,
-  EC2ServiceException,
   RunInstancesCommand,
   TerminateInstancesCommand,
   type RunInstancesCommandInput,
 } from '@aws-sdk/client-ec2';
 import { mockClient } from 'aws-sdk-client-mock';
 import 'aws-sdk-client-mock-vitest/extend';
-import { beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import { Ec2Compute, TAG, classifyEc2Error } from '../../../shared/aws/ec2.ts';
 import { AnnexError } from '../../../shared/domain/errors.ts';
 import type { LaunchRequest } from '../../../shared/domain/ports.ts';
-
-/** An error shaped the way SDK v3 builds one for an EC2 error code. */
-const ec2Error = (name: string, message = `${name} happened`): EC2ServiceException =>
-  new EC2ServiceException({ name, message, $fault: 'client', $metadata: { httpStatusCode: 400 } });
+import { useMockedRegion, MOCKED_CLIENT_CONFIG, ec2Error } from '../../support/aws-mocks.ts';
 
 const request = (overrides: Partial<LaunchRequest> = {}, spec: Partial<LaunchRequest['spec']> = {}) =>
   ({
@@ -48,19 +44,11 @@ const runInputs = (): RunInstancesCommandInput[] =>
 describe('Ec2Compute', () => {
   let compute: Ec2Compute;
 
-  beforeAll(() => {
-    process.env.AWS_REGION = 'us-east-1';
-  });
+  useMockedRegion();
 
   beforeEach(() => {
     ec2Mock.reset();
-    compute = new Ec2Compute(
-      new EC2Client({
-        region: 'us-east-1',
-        credentials: { accessKeyId: 'AKIDEXAMPLE', secretAccessKey: 'not-a-secret' },
-      }),
-      'test',
-    );
+    compute = new Ec2Compute(new EC2Client(MOCKED_CLIENT_CONFIG), 'test');
   });
 
   describe('launch', () => {

@@ -6,19 +6,16 @@ import {
   DeleteLaunchTemplateCommand,
   DescribeLaunchTemplatesCommand,
   EC2Client,
-  EC2ServiceException,
   RunInstancesCommand,
   type CreateFleetCommandInput,
 } from '@aws-sdk/client-ec2';
 import { mockClient } from 'aws-sdk-client-mock';
 import 'aws-sdk-client-mock-vitest/extend';
-import { beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import { Ec2Compute, TAG } from '../../../shared/aws/ec2.ts';
 import { AnnexError } from '../../../shared/domain/errors.ts';
 import type { LaunchRequest } from '../../../shared/domain/ports.ts';
-
-const ec2Error = (name: string, message = `${name} happened`): EC2ServiceException =>
-  new EC2ServiceException({ name, message, $fault: 'client', $metadata: { httpStatusCode: 400 } });
+import { useMockedRegion, MOCKED_CLIENT_CONFIG, ec2Error } from '../../support/aws-mocks.ts';
 
 const USER_DATA = '#!/bin/bash\necho "héllo" > /tmp/x\n';
 
@@ -58,9 +55,7 @@ const fleetInput = (): CreateFleetCommandInput => {
 describe('Ec2Compute fleet launches', () => {
   let compute: Ec2Compute;
 
-  beforeAll(() => {
-    process.env.AWS_REGION = 'us-east-1';
-  });
+  useMockedRegion();
 
   beforeEach(() => {
     ec2Mock.reset();
@@ -80,13 +75,7 @@ describe('Ec2Compute fleet launches', () => {
       ],
       Errors: [],
     });
-    compute = new Ec2Compute(
-      new EC2Client({
-        region: 'us-east-1',
-        credentials: { accessKeyId: 'AKIDEXAMPLE', secretAccessKey: 'not-a-secret' },
-      }),
-      'test',
-    );
+    compute = new Ec2Compute(new EC2Client(MOCKED_CLIENT_CONFIG), 'test');
   });
 
   it('creates the annex’s launch template: image, network, key, user data byte for byte, IMDSv2, terminate, role, tags', async () => {

@@ -8,6 +8,7 @@ import { beforeEach, describe, expect, it } from 'vitest';
 import { keys } from '../../../shared/aws/keys.ts';
 import { DynamoLeaseStore } from '../../../shared/aws/leases.ts';
 import type { InstanceRecord } from '../../../shared/domain/model.ts';
+import { MOCKED_CLIENT_CONFIG } from '../../support/aws-mocks.ts';
 
 const TABLE = 'annex-test-leases';
 const ANNEX_ID = 'ax-0123456789abcdef0123';
@@ -36,13 +37,7 @@ describe('DynamoLeaseStore: instances', () => {
 
   beforeEach(() => {
     docMock.reset();
-    store = new DynamoLeaseStore(
-      new DynamoDBClient({
-        region: 'us-east-1',
-        credentials: { accessKeyId: 'AKIDEXAMPLE', secretAccessKey: 'not-a-secret' },
-      }),
-      TABLE,
-    );
+    store = new DynamoLeaseStore(new DynamoDBClient(MOCKED_CLIENT_CONFIG), TABLE);
   });
 
   it('writes each instance record together with its instance → annex lookup', async () => {

@@ -12,10 +12,11 @@ import {
 } from '@aws-sdk/lib-dynamodb';
 import { mockClient } from 'aws-sdk-client-mock';
 import 'aws-sdk-client-mock-vitest/extend';
-import { beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import { INDEX, KEY_ATTRIBUTES, keys } from '../../../shared/aws/keys.ts';
 import { DynamoLeaseStore } from '../../../shared/aws/leases.ts';
 import type { Annex, AnnexEvent, AnnexState } from '../../../shared/domain/model.ts';
+import { useMockedRegion, MOCKED_CLIENT_CONFIG } from '../../support/aws-mocks.ts';
 
 const TABLE = 'annex-test-leases';
 const OWNER = 'arn:aws:iam::123456789012:user/alice';
@@ -77,19 +78,11 @@ describe('DynamoLeaseStore', () => {
   const transactItems = (n = 0): TransactItems =>
     docMock.commandCalls(TransactWriteCommand)[n]?.args[0].input.TransactItems ?? [];
 
-  beforeAll(() => {
-    process.env.AWS_REGION = 'us-east-1';
-  });
+  useMockedRegion();
 
   beforeEach(() => {
     docMock.reset();
-    store = new DynamoLeaseStore(
-      new DynamoDBClient({
-        region: 'us-east-1',
-        credentials: { accessKeyId: 'AKIDEXAMPLE', secretAccessKey: 'not-a-secret' },
-      }),
-      TABLE,
-    );
+    store = new DynamoLeaseStore(new DynamoDBClient(MOCKED_CLIENT_CONFIG), TABLE);
   });
 
   describe('createAnnex', () => {

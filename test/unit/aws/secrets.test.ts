@@ -10,8 +10,9 @@ import {
 } from '@aws-sdk/client-ssm';
 import { mockClient } from 'aws-sdk-client-mock';
 import 'aws-sdk-client-mock-vitest/extend';
-import { beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import { SsmSecretStore, annexCredentialParameter } from '../../../shared/aws/secrets.ts';
+import { useMockedRegion, MOCKED_CLIENT_CONFIG } from '../../support/aws-mocks.ts';
 
 const SECRET = 'pool-password-7f3a9c1e-DO-NOT-LEAK';
 const POOL_PARAMETER = '/annex/test/pools/private/0123456789abcdef/cm/credential';
@@ -35,11 +36,7 @@ const everythingIn = (e: unknown): string => {
   return [String(err), err.message, err.stack, JSON.stringify(err)].join('\n');
 };
 
-const ssmClient = () =>
-  new SSMClient({
-    region: 'us-east-1',
-    credentials: { accessKeyId: 'AKIDEXAMPLE', secretAccessKey: 'not-a-secret' },
-  });
+const ssmClient = () => new SSMClient(MOCKED_CLIENT_CONFIG);
 
 const failureOf = async (promise: Promise<unknown>): Promise<unknown> => {
   try {
@@ -54,9 +51,7 @@ describe('SsmSecretStore', () => {
   const ssmMock = mockClient(SSMClient);
   let store: SsmSecretStore;
 
-  beforeAll(() => {
-    process.env.AWS_REGION = 'us-east-1';
-  });
+  useMockedRegion();
 
   beforeEach(() => {
     ssmMock.reset();
