@@ -1,29 +1,8 @@
 // The EC2 events function in serverless.yml: the three rules, and a role that can launch a
 // replacement exactly as LaunchRole launches a batch, and nothing else (no SSM, no Scheduler).
 import { describe, expect, it } from 'vitest';
-import { readServerlessYml } from '../../../scripts/lib/serverless-config.ts';
 import { EC2_DETAIL_TYPES } from '../../../shared/domain/ec2-events.ts';
-
-interface Statement {
-  Action: string | string[];
-  Resource: unknown;
-  Condition?: unknown;
-}
-const config = readServerlessYml() as {
-  functions: Record<
-    string,
-    { role?: string; handler?: string; events?: { eventBridge?: { pattern?: Record<string, unknown> } }[] }
-  >;
-  resources: {
-    Resources: Record<
-      string,
-      { Properties: { Policies?: { PolicyDocument: { Statement: Statement[] } }[] } }
-    >;
-  };
-};
-const statements = (role: string): Statement[] =>
-  (config.resources.Resources[role]?.Properties.Policies ?? []).flatMap((p) => p.PolicyDocument.Statement);
-const actions = (role: string): Set<string> => new Set(statements(role).flatMap((s) => [s.Action].flat()));
+import { actions, serverlessConfig as config, statements } from '../../support/serverless-roles.ts';
 
 describe('ec2Events in serverless.yml', () => {
   it('is the target of one aws.ec2 rule per event it handles', () => {

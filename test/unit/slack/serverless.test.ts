@@ -1,25 +1,7 @@
 // The Slack functions' roles in serverless.yml: least privilege, and the worker in step with the
 // roles whose work it does (it creates, extends and ends annexes as the API functions do).
 import { describe, expect, it } from 'vitest';
-import { readServerlessYml } from '../../../scripts/lib/serverless-config.ts';
-
-interface Statement {
-  Action: string | string[];
-  Resource: unknown;
-  Condition?: unknown;
-}
-const config = readServerlessYml() as {
-  functions: Record<string, { role?: string; maximumRetryAttempts?: number }>;
-  resources: {
-    Resources: Record<
-      string,
-      { Properties: { Policies?: { PolicyDocument: { Statement: Statement[] } }[] } }
-    >;
-  };
-};
-const statements = (role: string): Statement[] =>
-  (config.resources.Resources[role]?.Properties.Policies ?? []).flatMap((p) => p.PolicyDocument.Statement);
-const actions = (role: string): Set<string> => new Set(statements(role).flatMap((s) => [s.Action].flat()));
+import { actions, serverlessConfig as config, statements } from '../../support/serverless-roles.ts';
 
 describe('Slack roles', () => {
   it('let the worker do everything the create, extend and terminate functions may', () => {
