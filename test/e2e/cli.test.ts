@@ -1,7 +1,6 @@
 // End to end: the `annex` binary, as a user runs it, against the local stack (real handlers behind
 // the SigV4-checking gateway, DynamoDB Local, moto). Assertions read EC2 (moto) directly where the
 // point is what was launched.
-import { randomBytes } from 'node:crypto';
 import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import {
   createServer as createHttpServer,
@@ -11,10 +10,11 @@ import {
 import { createServer as createTcpServer, type Server } from 'node:net';
 import { dirname, join } from 'node:path';
 import { DescribeInstancesCommand, EC2Client, type Instance } from '@aws-sdk/client-ec2';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { startLocalStack, type LocalStack } from '../../scripts/lib/stack.ts';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { LocalStack } from '../../scripts/lib/stack.ts';
 import { cliBinary } from '../../cli/scripts/build.ts';
 import { buildOnce, cliFor, lines, type Cli } from './harness.ts';
+import { integrationStack } from '../support/integration-stack.ts';
 
 let stack: LocalStack;
 let cli: Cli;
@@ -23,12 +23,7 @@ const servers: { close(cb: () => void): unknown }[] = [];
 
 beforeAll(async () => {
   await buildOnce();
-  stack = await startLocalStack({
-    dynamoEndpoint: inject('dynamoEndpoint'),
-    motoEndpoint: inject('motoEndpoint'),
-    stage: `e2e${randomBytes(3).toString('hex')}`,
-    maxAttempts: 1,
-  });
+  stack = await integrationStack('e2e');
   cli = cliFor(stack);
   ec2 = new EC2Client(stack.clientConfig('moto'));
 }, 60_000);

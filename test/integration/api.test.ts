@@ -11,8 +11,8 @@ import {
 } from '@aws-sdk/client-ec2';
 import { GetParameterCommand, ListTagsForResourceCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { inject } from 'vitest';
-import { startLocalStack, type ApiClient, type LocalStack } from '../../scripts/lib/stack.ts';
+import type { ApiClient, LocalStack } from '../../scripts/lib/stack.ts';
+import { integrationStack } from '../support/integration-stack.ts';
 
 let stack: LocalStack;
 let alice: ApiClient;
@@ -25,12 +25,7 @@ let dynamo: DynamoDBClient;
 const POOL_SECRET = `lab-pool-password-${randomBytes(6).toString('hex')}`;
 
 beforeAll(async () => {
-  stack = await startLocalStack({
-    dynamoEndpoint: inject('dynamoEndpoint'),
-    motoEndpoint: inject('motoEndpoint'),
-    stage: `it${randomBytes(3).toString('hex')}`,
-    maxAttempts: 1,
-  });
+  stack = await integrationStack('it');
   alice = stack.as('alice');
   bob = stack.as('bob');
   admin = stack.as('admin');

@@ -13,10 +13,11 @@ import { randomBytes } from 'node:crypto';
 import { DescribeInstancesCommand, EC2Client, type Instance } from '@aws-sdk/client-ec2';
 import { ListSchedulesCommand, SchedulerClient } from '@aws-sdk/client-scheduler';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { startLocalStack, type ApiClient, type LocalStack } from '../../scripts/lib/stack.ts';
+import type { ApiClient, LocalStack } from '../../scripts/lib/stack.ts';
 import { sweepDeps } from '../../shared/aws/deps-ec2.ts';
 import { sweep } from '../../shared/domain/sweep.ts';
 import { startMotoShim, type MotoShim } from '../support/moto-shim.ts';
+import { integrationStack } from '../support/integration-stack.ts';
 
 let shim: MotoShim;
 let stack: LocalStack;
@@ -26,12 +27,7 @@ let scheduler: SchedulerClient;
 
 beforeAll(async () => {
   shim = await startMotoShim(inject('motoEndpoint'), { oneRequestAtATime: true });
-  stack = await startLocalStack({
-    dynamoEndpoint: inject('dynamoEndpoint'),
-    motoEndpoint: shim.endpoint,
-    stage: `conc${randomBytes(3).toString('hex')}`,
-    maxAttempts: 1,
-  });
+  stack = await integrationStack('conc', { motoEndpoint: shim.endpoint });
   alice = stack.as('alice');
   ec2 = new EC2Client(stack.clientConfig('moto'));
   scheduler = new SchedulerClient(stack.clientConfig('moto'));

@@ -30,7 +30,7 @@ import type {
 } from '@smithy/types';
 import { afterAll, describe, inject, it, type ExpectStatic } from 'vitest';
 import { defaultDevUsers } from '../../scripts/lib/dev-users.ts';
-import { startLocalStack, type LocalStack } from '../../scripts/lib/stack.ts';
+import type { LocalStack } from '../../scripts/lib/stack.ts';
 import { createLeaseTable } from '../../scripts/lib/table.ts';
 import { Ec2Compute } from '../../shared/aws/ec2.ts';
 import { DynamoLeaseStore } from '../../shared/aws/leases.ts';
@@ -53,6 +53,7 @@ import type { Clock, Logger, Settings } from '../../shared/domain/ports.ts';
 import { sweep, type SweepDeps, type SweepReport } from '../../shared/domain/sweep.ts';
 import { ec2Event } from '../support/ec2-events.ts';
 import { startMotoShim } from '../support/moto-shim.ts';
+import { integrationStack } from '../support/integration-stack.ts';
 
 /** The simulated crash: thrown right after an AWS call completed, and by every call after it. */
 class Crash extends Error {
@@ -189,13 +190,7 @@ interface World {
 // concurrently: the shim passes requests to it one at a time. It also gives RunInstances AWS's
 // ClientToken idempotency, which (d) checks was never needed.
 const shim = await startMotoShim(inject('motoEndpoint'), { oneRequestAtATime: true });
-const stack: LocalStack = await startLocalStack({
-  dynamoEndpoint: inject('dynamoEndpoint'),
-  motoEndpoint: shim.endpoint,
-  stage: `crash${randomBytes(3).toString('hex')}`,
-  maxAttempts: 1,
-  seedPool: false,
-});
+const stack: LocalStack = await integrationStack('crash', { motoEndpoint: shim.endpoint, seedPool: false });
 const probeDynamo = new DynamoDBClient(stack.clientConfig('dynamodb'));
 const probeEc2 = new EC2Client(stack.clientConfig('moto'));
 const probeSsm = new SSMClient(stack.clientConfig('moto'));

@@ -9,10 +9,10 @@ import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DescribeInstancesCommand, EC2Client, TerminateInstancesCommand } from '@aws-sdk/client-ec2';
 import { SchedulerClient } from '@aws-sdk/client-scheduler';
 import { SSMClient } from '@aws-sdk/client-ssm';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { handler as reaper } from '../../handlers/reaper.ts';
-import { startEnforcer, type Enforcer } from '../../scripts/lib/enforcer.ts';
-import { startLocalStack, type ApiClient, type LocalStack } from '../../scripts/lib/stack.ts';
+import type { Enforcer } from '../../scripts/lib/enforcer.ts';
+import type { ApiClient, LocalStack } from '../../scripts/lib/stack.ts';
 import { Ec2Compute } from '../../shared/aws/ec2.ts';
 import { DynamoLeaseStore } from '../../shared/aws/leases.ts';
 import { Ec2PriceBook, onDemandPrices } from '../../shared/aws/prices.ts';
@@ -21,6 +21,7 @@ import { SsmSecretStore } from '../../shared/aws/secrets.ts';
 import type { PriceBook } from '../../shared/domain/ports.ts';
 import { sweep, type SweepDeps } from '../../shared/domain/sweep.ts';
 import { ec2Event } from '../support/ec2-events.ts';
+import { integrationStack, stackEnforcer } from '../support/integration-stack.ts';
 
 interface Detail {
   annex: Record<string, unknown> & { id: string; expiresAt: string; requestedCount: number };
@@ -35,19 +36,8 @@ let dynamo: DynamoDBClient;
 let ec2: EC2Client;
 
 beforeAll(async () => {
-  stack = await startLocalStack({
-    dynamoEndpoint: inject('dynamoEndpoint'),
-    motoEndpoint: inject('motoEndpoint'),
-    stage: `ev${randomBytes(3).toString('hex')}`,
-    maxAttempts: 1,
-  });
-  enforcer = startEnforcer({
-    motoEndpoint: stack.motoEndpoint,
-    region: stack.region,
-    stage: stack.stage,
-    scheduleGroup: stack.scheduleGroup,
-    timers: false,
-  });
+  stack = await integrationStack('ev');
+  enforcer = stackEnforcer(stack);
   alice = stack.as('alice');
   dynamo = new DynamoDBClient(stack.clientConfig('dynamodb'));
   ec2 = new EC2Client(stack.clientConfig('moto'));

@@ -2,13 +2,13 @@
 // moto's EventBridge Scheduler, fired by the dev runner) ends a 60 s annex about a minute after it
 // was created, and the sweep (run as its rate(1 minute) rule would) terminates an instance someone
 // started by hand with an unknown annex id of this stage, and nothing else.
-import { randomBytes } from 'node:crypto';
 import { DescribeInstancesCommand, EC2Client, RunInstancesCommand } from '@aws-sdk/client-ec2';
 import { GetScheduleCommand, ListSchedulesCommand, SchedulerClient } from '@aws-sdk/client-scheduler';
 import { GetParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { startEnforcer, type Enforcer } from '../../scripts/lib/enforcer.ts';
-import { startLocalStack, type LocalStack } from '../../scripts/lib/stack.ts';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Enforcer } from '../../scripts/lib/enforcer.ts';
+import type { LocalStack } from '../../scripts/lib/stack.ts';
+import { integrationStack, stackEnforcer } from '../support/integration-stack.ts';
 
 let stack: LocalStack;
 let enforcer: Enforcer;
@@ -18,21 +18,8 @@ let scheduler: SchedulerClient;
 const enforcerLog: string[] = [];
 
 beforeAll(async () => {
-  stack = await startLocalStack({
-    dynamoEndpoint: inject('dynamoEndpoint'),
-    motoEndpoint: inject('motoEndpoint'),
-    stage: `en${randomBytes(3).toString('hex')}`,
-    maxAttempts: 1,
-  });
-  enforcer = startEnforcer({
-    motoEndpoint: stack.motoEndpoint,
-    region: stack.region,
-    stage: stack.stage,
-    scheduleGroup: stack.scheduleGroup,
-    pollMs: 500,
-    timers: false,
-    log: (line) => enforcerLog.push(line),
-  });
+  stack = await integrationStack('en');
+  enforcer = stackEnforcer(stack, { pollMs: 500, log: (line) => enforcerLog.push(line) });
   ec2 = new EC2Client(stack.clientConfig('moto'));
   ssm = new SSMClient(stack.clientConfig('moto'));
   scheduler = new SchedulerClient(stack.clientConfig('moto'));

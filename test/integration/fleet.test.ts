@@ -24,8 +24,8 @@ import type {
   InitializeHandlerOutput,
   MiddlewareStack,
 } from '@smithy/types';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { startLocalStack, type ApiClient, type LocalStack } from '../../scripts/lib/stack.ts';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { ApiClient, LocalStack } from '../../scripts/lib/stack.ts';
 import { Ec2Compute } from '../../shared/aws/ec2.ts';
 import { DynamoLeaseStore } from '../../shared/aws/leases.ts';
 import { SchedulerExpirySchedules } from '../../shared/aws/schedules.ts';
@@ -41,6 +41,7 @@ import type { Clock } from '../../shared/domain/ports.ts';
 import { sweep, type SweepDeps } from '../../shared/domain/sweep.ts';
 import { annexView } from '../../shared/domain/views.ts';
 import { injectFleetShortfalls, type FleetShortfall } from '../support/fleet-faults.ts';
+import { integrationStack } from '../support/integration-stack.ts';
 
 let stack: LocalStack;
 let alice: ApiClient;
@@ -49,12 +50,7 @@ let dynamo: DynamoDBClient;
 const clients: { destroy(): void }[] = [];
 
 beforeAll(async () => {
-  stack = await startLocalStack({
-    dynamoEndpoint: inject('dynamoEndpoint'),
-    motoEndpoint: inject('motoEndpoint'),
-    stage: `fl${randomBytes(3).toString('hex')}`,
-    maxAttempts: 1,
-  });
+  stack = await integrationStack('fl');
   alice = stack.as('alice');
   ec2 = new EC2Client(stack.clientConfig('moto'));
   dynamo = new DynamoDBClient(stack.clientConfig('dynamodb'));

@@ -8,10 +8,11 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DescribeInstancesCommand, EC2Client } from '@aws-sdk/client-ec2';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { startEnforcer, type Enforcer } from '../../scripts/lib/enforcer.ts';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Enforcer } from '../../scripts/lib/enforcer.ts';
 import { startInstanceRunner, type InstanceRunner } from '../../scripts/lib/instance-runner.ts';
-import { startLocalStack, type ApiClient, type LocalStack } from '../../scripts/lib/stack.ts';
+import type { ApiClient, LocalStack } from '../../scripts/lib/stack.ts';
+import { integrationStack, stackEnforcer } from '../support/integration-stack.ts';
 
 const IDLE_SECONDS = 20;
 
@@ -24,19 +25,8 @@ const runnerLog: string[] = [];
 const savedOrphanAge = process.env.ANNEX_ORPHAN_MIN_AGE_SECONDS;
 
 beforeAll(async () => {
-  stack = await startLocalStack({
-    dynamoEndpoint: inject('dynamoEndpoint'),
-    motoEndpoint: inject('motoEndpoint'),
-    stage: `ir${randomBytes(3).toString('hex')}`,
-    maxAttempts: 1,
-  });
-  enforcer = startEnforcer({
-    motoEndpoint: stack.motoEndpoint,
-    region: stack.region,
-    stage: stack.stage,
-    scheduleGroup: stack.scheduleGroup,
-    timers: false,
-  });
+  stack = await integrationStack('ir');
+  enforcer = stackEnforcer(stack);
   runner = await startInstanceRunner({
     stack,
     heartbeatSeconds: 1,

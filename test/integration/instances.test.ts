@@ -9,12 +9,13 @@ import { SignatureV4 } from '@smithy/signature-v4';
 import { DynamoDBClient, GetItemCommand } from '@aws-sdk/client-dynamodb';
 import { unmarshall } from '@aws-sdk/util-dynamodb';
 import { DescribeInstancesCommand, EC2Client } from '@aws-sdk/client-ec2';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { keys } from '../../shared/aws/keys.ts';
 import type { DevUser } from '../../scripts/lib/dev-users.ts';
-import { startEnforcer, type Enforcer } from '../../scripts/lib/enforcer.ts';
+import type { Enforcer } from '../../scripts/lib/enforcer.ts';
 import { signedFetch } from '../../scripts/lib/gateway.ts';
-import { startLocalStack, type ApiClient, type LocalStack } from '../../scripts/lib/stack.ts';
+import type { ApiClient, LocalStack } from '../../scripts/lib/stack.ts';
+import { integrationStack, stackEnforcer } from '../support/integration-stack.ts';
 
 let stack: LocalStack;
 let enforcer: Enforcer;
@@ -52,19 +53,8 @@ interface Bootstrap {
 }
 
 beforeAll(async () => {
-  stack = await startLocalStack({
-    dynamoEndpoint: inject('dynamoEndpoint'),
-    motoEndpoint: inject('motoEndpoint'),
-    stage: `in${randomBytes(3).toString('hex')}`,
-    maxAttempts: 1,
-  });
-  enforcer = startEnforcer({
-    motoEndpoint: stack.motoEndpoint,
-    region: stack.region,
-    stage: stack.stage,
-    scheduleGroup: stack.scheduleGroup,
-    timers: false,
-  });
+  stack = await integrationStack('in');
+  enforcer = stackEnforcer(stack);
   alice = stack.as('alice');
   bob = stack.as('bob');
   dynamo = new DynamoDBClient(stack.clientConfig('dynamodb'));

@@ -5,7 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import { DynamoDBClient, ScanCommand } from '@aws-sdk/client-dynamodb';
 import { DescribeInstancesCommand, EC2Client } from '@aws-sdk/client-ec2';
-import { afterAll, beforeAll, beforeEach, describe, expect, inject, it } from 'vitest';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { handler as notify } from '../../handlers/slack-notify.ts';
 import {
   DEV_SLACK_CHANNEL,
@@ -18,7 +18,8 @@ import {
   type SlackDev,
 } from '../../scripts/lib/slack-dev.ts';
 import type { SlackDelivery } from '../../scripts/lib/slack-standin.ts';
-import { startLocalStack, type LocalStack } from '../../scripts/lib/stack.ts';
+import type { LocalStack } from '../../scripts/lib/stack.ts';
+import { integrationStack } from '../support/integration-stack.ts';
 
 let stack: LocalStack;
 let slack: SlackDev;
@@ -26,12 +27,7 @@ let dynamo: DynamoDBClient;
 let ec2: EC2Client;
 
 beforeAll(async () => {
-  stack = await startLocalStack({
-    dynamoEndpoint: inject('dynamoEndpoint'),
-    motoEndpoint: inject('motoEndpoint'),
-    stage: `sl${randomBytes(3).toString('hex')}`,
-    maxAttempts: 1,
-  });
+  stack = await integrationStack('sl');
   slack = await startSlackDev(stack);
   dynamo = new DynamoDBClient(stack.clientConfig('dynamodb'));
   ec2 = new EC2Client(stack.clientConfig('moto'));
