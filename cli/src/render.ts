@@ -154,7 +154,9 @@ export const renderStatus = (
   const { annex, instances, events } = detail;
   const running = runningOf(instances);
   const live = instances.filter((i) => i.state === 'pending' || i.state === 'running').length;
-  const heartbeats = instances.filter((i) => typeof i.lastHeartbeatAt === 'string').length;
+  const heartbeats = instances.filter(
+    (i) => (i.state === 'pending' || i.state === 'running') && typeof i.lastHeartbeatAt === 'string',
+  ).length;
   const tracksHeartbeats = instances.some((i) => 'lastHeartbeatAt' in i);
   const rows: [string, string][] = [
     ['state', stateColour(annex.state, paint)],

@@ -110,7 +110,8 @@ export const instanceView = (i: InstanceRecord) => ({
   ...(i.publicIpAddress === undefined ? {} : { publicIpAddress: i.publicIpAddress }),
   // What the instance itself reported (never its credential).
   ...(i.bootstrappedAt === undefined ? {} : { bootstrappedAt: i.bootstrappedAt }),
-  ...(i.lastHeartbeatAt === undefined ? {} : { lastHeartbeatAt: i.lastHeartbeatAt }),
+  // null until the agent's first heartbeat: clients wait on it to know the instance joined the pool.
+  lastHeartbeatAt: i.lastHeartbeatAt ?? null,
   ...(i.agentState === undefined ? {} : { agentState: i.agentState }),
   ...(i.claimedSlots === undefined ? {} : { claimedSlots: i.claimedSlots }),
   ...(i.totalSlots === undefined ? {} : { totalSlots: i.totalSlots }),
