@@ -187,6 +187,12 @@ In another terminal:
   curl -sS ${sign} -H 'content-type: application/json' -d '{"count":1}' "$ANNEX_API_URL/v1/annexes/demo/instances"
   curl -sS ${sign} -X DELETE "$ANNEX_API_URL/v1/annexes/demo"
 
+  # the same with the annex CLI (condor_annex's spelling works too), then a spot annex
+  npx annex -count 1 -annex-name ToddsGPU -aws-on-demand-instance-type p2.xlarge -yes
+  npx annex status ToddsGPU
+  npx annex create cheap -n 2 -t m5.large -t c5.large --spot --yes
+  npm run dev:event -- spot-warning <instance id>   # EC2's two-minute warning, as moto cannot send it
+
   # the same from Slack: a signed slash command, then what the Slack stand-in received
   npm run dev:slack -- "/annex create demo2 count=1 type=m5.large duration=1h"
   npm run dev:slack -- --click extend demo2
