@@ -72,11 +72,17 @@ export const costText = (annex: Annex): string | undefined => {
   if (annex.estimatedHourlyUsd === undefined && annex.spendSoFarUsd === undefined) {
     return annex.maxSpend === undefined ? undefined : `budget ${usd(annex.maxSpend)} (no estimate yet)`;
   }
+  const budget = annex.maxSpend === undefined ? '' : ` (budget ${usd(annex.maxSpend)})`;
+  const unpriced = annex.unpricedInstances ?? 0;
+  if (unpriced > 0 && !annex.estimatedHourlyUsd && !annex.spendSoFarUsd) {
+    return `not priced yet (the control plane prices new instances within a minute)${budget}`;
+  }
   const parts = [
     ...(annex.estimatedHourlyUsd === undefined ? [] : [`≈ ${usd(annex.estimatedHourlyUsd)}/h`]),
     ...(annex.spendSoFarUsd === undefined ? [] : [`${usd(annex.spendSoFarUsd)} so far`]),
+    ...(unpriced > 0 ? [`${unpriced} instance(s) not priced yet`] : []),
   ];
-  return `${parts.join(', ')}${annex.maxSpend === undefined ? '' : ` (budget ${usd(annex.maxSpend)})`}`;
+  return `${parts.join(', ')}${budget}`;
 };
 
 export const renderAnnexList = (annexes: Annex[], now: Date, paint: Paint, maxWidth?: number): string => {

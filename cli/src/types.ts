@@ -37,6 +37,8 @@ export interface Annex {
   /** The control plane's estimate, USD per hour of the running instances. */
   estimatedHourlyUsd?: number;
   spendSoFarUsd?: number;
+  /** Live instances the control plane has not priced yet (the estimates leave them out). */
+  unpricedInstances?: number;
   version: number;
 }
 

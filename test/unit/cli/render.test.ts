@@ -102,6 +102,12 @@ describe('annex views', () => {
       '≈ $0.288/h, $0.051 so far (budget $25.00)',
     );
     expect(costText({ ...annex, estimatedHourlyUsd: 2.5 })).toBe('≈ $2.50/h');
+    expect(costText({ ...annex, estimatedHourlyUsd: 0, spendSoFarUsd: 0, unpricedInstances: 2 })).toBe(
+      'not priced yet (the control plane prices new instances within a minute)',
+    );
+    expect(costText({ ...annex, estimatedHourlyUsd: 0.096, spendSoFarUsd: 0.01, unpricedInstances: 1 })).toBe(
+      '≈ $0.096/h, $0.01 so far, 1 instance(s) not priced yet',
+    );
   });
 
   it('shows the status with instances, heartbeats and the expiry countdown', () => {
