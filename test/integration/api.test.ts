@@ -12,7 +12,7 @@ import {
 import { GetParameterCommand, ListTagsForResourceCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ApiClient, LocalStack } from '../../scripts/lib/stack.ts';
-import { integrationStack } from '../support/integration-stack.ts';
+import { annexInstances, integrationStack } from '../support/integration-stack.ts';
 
 let stack: LocalStack;
 let alice: ApiClient;
@@ -38,17 +38,8 @@ afterAll(async () => {
   await stack?.stop();
 });
 
-const instancesOf = async (annexId: string, states = ['pending', 'running']): Promise<Instance[]> => {
-  const out = await ec2.send(
-    new DescribeInstancesCommand({
-      Filters: [
-        { Name: 'tag:annex:id', Values: [annexId] },
-        { Name: 'instance-state-name', Values: states },
-      ],
-    }),
-  );
-  return (out.Reservations ?? []).flatMap((r) => r.Instances ?? []);
-};
+const instancesOf = (annexId: string, states?: string[]): Promise<Instance[]> =>
+  annexInstances(ec2, annexId, states);
 
 const tag = (i: Instance, key: string) => i.Tags?.find((t) => t.Key === key)?.Value;
 

@@ -34,7 +34,6 @@ import type { LocalStack } from '../../scripts/lib/stack.ts';
 import { createLeaseTable } from '../../scripts/lib/table.ts';
 import { Ec2Compute } from '../../shared/aws/ec2.ts';
 import { DynamoLeaseStore } from '../../shared/aws/leases.ts';
-import { SchedulerExpirySchedules } from '../../shared/aws/schedules.ts';
 import { SsmSecretStore } from '../../shared/aws/secrets.ts';
 import {
   addNodes,
@@ -53,7 +52,7 @@ import type { Clock, Logger, Settings } from '../../shared/domain/ports.ts';
 import { sweep, type SweepDeps, type SweepReport } from '../../shared/domain/sweep.ts';
 import { ec2Event } from '../support/ec2-events.ts';
 import { startMotoShim } from '../support/moto-shim.ts';
-import { integrationStack } from '../support/integration-stack.ts';
+import { integrationStack, stackLaunchSettings, stackSchedules } from '../support/integration-stack.ts';
 
 /** The simulated crash: thrown right after an AWS call completed, and by every call after it. */
 class Crash extends Error {
@@ -230,17 +229,8 @@ const incarnation = (world: Omit<World, 'crashing' | 'healthy' | 'destroy'>, tab
     log,
     compute: new Ec2Compute(ec2, world.stage),
     secrets: new SsmSecretStore(ssm, world.stage),
-    schedules: new SchedulerExpirySchedules(scheduler, {
-      group: world.group,
-      functionArn: stack.expireFunctionArn,
-      roleArn: stack.schedulerRoleArn,
-    }),
-    launch: {
-      instanceProfileArn: stack.instanceProfileArn,
-      defaultImageId: stack.imageId,
-      defaultSubnetIds: stack.subnetIds,
-      defaultSecurityGroupIds: stack.securityGroupIds,
-    },
+    schedules: stackSchedules(scheduler, stack, world.group),
+    launch: stackLaunchSettings(stack),
     sweep: SWEEP,
   };
   return {

@@ -16,12 +16,11 @@ import type { ApiClient, LocalStack } from '../../scripts/lib/stack.ts';
 import { Ec2Compute } from '../../shared/aws/ec2.ts';
 import { DynamoLeaseStore } from '../../shared/aws/leases.ts';
 import { Ec2PriceBook, onDemandPrices } from '../../shared/aws/prices.ts';
-import { SchedulerExpirySchedules } from '../../shared/aws/schedules.ts';
 import { SsmSecretStore } from '../../shared/aws/secrets.ts';
 import type { PriceBook } from '../../shared/domain/ports.ts';
 import { sweep, type SweepDeps } from '../../shared/domain/sweep.ts';
 import { ec2Event } from '../support/ec2-events.ts';
-import { integrationStack, stackEnforcer } from '../support/integration-stack.ts';
+import { integrationStack, stackEnforcer, stackSchedules } from '../support/integration-stack.ts';
 
 interface Detail {
   annex: Record<string, unknown> & { id: string; expiresAt: string; requestedCount: number };
@@ -245,11 +244,7 @@ describe('budget', () => {
       log: { info: () => {}, warn: () => {}, error: () => {} },
       compute: new Ec2Compute(ec2, stack.stage),
       secrets: new SsmSecretStore(new SSMClient(stack.clientConfig('moto')), stack.stage),
-      schedules: new SchedulerExpirySchedules(new SchedulerClient(stack.clientConfig('moto')), {
-        group: stack.scheduleGroup,
-        functionArn: stack.expireFunctionArn,
-        roleArn: stack.schedulerRoleArn,
-      }),
+      schedules: stackSchedules(new SchedulerClient(stack.clientConfig('moto')), stack),
       sweep: { bootGraceSeconds: 7 * 86400, orphanMinAgeSeconds: 60, stuckAfterSeconds: 600, concurrency: 4 },
       prices,
     };

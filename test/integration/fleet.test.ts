@@ -8,7 +8,6 @@ import { DynamoDBClient, ScanCommand } from '@aws-sdk/client-dynamodb';
 import {
   CreateLaunchTemplateCommand,
   DescribeFleetsCommand,
-  DescribeInstancesCommand,
   DescribeLaunchTemplatesCommand,
   DescribeLaunchTemplateVersionsCommand,
   EC2Client,
@@ -28,7 +27,6 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ApiClient, LocalStack } from '../../scripts/lib/stack.ts';
 import { Ec2Compute } from '../../shared/aws/ec2.ts';
 import { DynamoLeaseStore } from '../../shared/aws/leases.ts';
-import { SchedulerExpirySchedules } from '../../shared/aws/schedules.ts';
 import { SsmSecretStore } from '../../shared/aws/secrets.ts';
 import {
   createAnnex,
@@ -41,7 +39,12 @@ import type { Clock } from '../../shared/domain/ports.ts';
 import { sweep, type SweepDeps } from '../../shared/domain/sweep.ts';
 import { annexView } from '../../shared/domain/views.ts';
 import { injectFleetShortfalls, type FleetShortfall } from '../support/fleet-faults.ts';
-import { integrationStack } from '../support/integration-stack.ts';
+import {
+  annexInstances,
+  integrationStack,
+  stackLaunchSettings,
+  stackSchedules,
+} from '../support/integration-stack.ts';
 
 let stack: LocalStack;
 let alice: ApiClient;
@@ -67,17 +70,8 @@ type DetailBody = AnnexBody & { instances: Record<string, unknown>[]; events: Re
 
 const unique = (what: string) => `${what}-${randomBytes(4).toString('hex')}`;
 
-const instancesOf = async (annexId: string, states = ['pending', 'running']): Promise<Instance[]> => {
-  const out = await ec2.send(
-    new DescribeInstancesCommand({
-      Filters: [
-        { Name: 'tag:annex:id', Values: [annexId] },
-        { Name: 'instance-state-name', Values: states },
-      ],
-    }),
-  );
-  return (out.Reservations ?? []).flatMap((r) => r.Instances ?? []);
-};
+const instancesOf = (annexId: string, states?: string[]): Promise<Instance[]> =>
+  annexInstances(ec2, annexId, states);
 
 const tag = (tags: { Key?: string; Value?: string }[] | undefined, key: string) =>
   tags?.find((t) => t.Key === key)?.Value;
@@ -341,17 +335,8 @@ const domain = () => {
     log: { info: () => {}, warn: () => {}, error: () => {} },
     compute: new Ec2Compute(client, stack.stage),
     secrets: new SsmSecretStore(ssm, stack.stage),
-    schedules: new SchedulerExpirySchedules(scheduler, {
-      group: stack.scheduleGroup,
-      functionArn: stack.expireFunctionArn,
-      roleArn: stack.schedulerRoleArn,
-    }),
-    launch: {
-      instanceProfileArn: stack.instanceProfileArn,
-      defaultImageId: stack.imageId,
-      defaultSubnetIds: stack.subnetIds,
-      defaultSecurityGroupIds: stack.securityGroupIds,
-    },
+    schedules: stackSchedules(scheduler, stack),
+    launch: stackLaunchSettings(stack),
     sweep: { bootGraceSeconds: 900, orphanMinAgeSeconds: 60, stuckAfterSeconds: 600, concurrency: 4 },
   };
   return {

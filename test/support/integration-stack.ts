@@ -4,9 +4,13 @@
  * gap fails fast; and the dev runner for it with its rate timers off, as the tests drive it.
  */
 import { randomBytes } from 'node:crypto';
+import { DescribeInstancesCommand, type EC2Client, type Instance } from '@aws-sdk/client-ec2';
+import type { SchedulerClient } from '@aws-sdk/client-scheduler';
 import { inject } from 'vitest';
 import { startEnforcer, type Enforcer, type EnforcerOptions } from '../../scripts/lib/enforcer.ts';
 import { startLocalStack, type LocalStack, type LocalStackOptions } from '../../scripts/lib/stack.ts';
+import { SchedulerExpirySchedules } from '../../shared/aws/schedules.ts';
+import type { LaunchSettings } from '../../shared/domain/ports.ts';
 
 /** Starts the local stack under the stage `<prefix><6 hex digits>`; `options` change the rest. */
 export const integrationStack = (
@@ -31,3 +35,40 @@ export const stackEnforcer = (stack: LocalStack, options: Partial<EnforcerOption
     timers: false,
     ...options,
   });
+
+/** The launch settings the stack's handlers run with: its instance profile, image and network. */
+export const stackLaunchSettings = (stack: LocalStack): LaunchSettings => ({
+  instanceProfileArn: stack.instanceProfileArn,
+  defaultImageId: stack.imageId,
+  defaultSubnetIds: stack.subnetIds,
+  defaultSecurityGroupIds: stack.securityGroupIds,
+});
+
+/** Expiry schedules targeting the stack's expire function, in its schedule group unless `group`. */
+export const stackSchedules = (
+  scheduler: SchedulerClient,
+  stack: LocalStack,
+  group = stack.scheduleGroup,
+): SchedulerExpirySchedules =>
+  new SchedulerExpirySchedules(scheduler, {
+    group,
+    functionArn: stack.expireFunctionArn,
+    roleArn: stack.schedulerRoleArn,
+  });
+
+/** The annex's instances in EC2 (moto) in the given states (by default, those still running). */
+export const annexInstances = async (
+  ec2: EC2Client,
+  annexId: string,
+  states = ['pending', 'running'],
+): Promise<Instance[]> => {
+  const out = await ec2.send(
+    new DescribeInstancesCommand({
+      Filters: [
+        { Name: 'tag:annex:id', Values: [annexId] },
+        { Name: 'instance-state-name', Values: states },
+      ],
+    }),
+  );
+  return (out.Reservations ?? []).flatMap((r) => r.Instances ?? []);
+};
