@@ -6,7 +6,8 @@
  *
  * EC2 bills Linux instances per second with a one-minute minimum, from launch until the
  * instance is terminated; so does this estimate. An instance not priced yet (the sweep prices it
- * within a minute of launch) counts nothing.
+ * within a minute of launch) counts nothing, and the cost says how many such instances run
+ * (`unpricedInstances`), so a view never shows a confident $0 for instances it cannot price yet.
  */
 import { mapLimit } from './concurrency.ts';
 import { isLive } from './lease.ts';
@@ -18,6 +19,11 @@ export interface AnnexCost {
   estimatedHourlyUsd: number;
   /** USD spent so far, over every instance the annex ever had. */
   spendSoFarUsd: number;
+  /**
+   * Instances not terminated that the sweep has not priced yet (present only when there are any):
+   * the two sums above leave them out, so they are lower bounds until the next sweep.
+   */
+  unpricedInstances?: number;
 }
 
 const MINIMUM_BILLED_SECONDS = 60;
@@ -39,12 +45,15 @@ export const instanceSpend = (i: InstanceRecord, now: Date): number => {
   return (i.hourlyUsd * Math.max(MINIMUM_BILLED_SECONDS, seconds)) / 3600;
 };
 
-export const annexCost = (instances: readonly InstanceRecord[], now: Date): AnnexCost => ({
-  estimatedHourlyUsd: roundUsd(
-    instances.filter((i) => !gone(i)).reduce((sum, i) => sum + (i.hourlyUsd ?? 0), 0),
-  ),
-  spendSoFarUsd: roundUsd(instances.reduce((sum, i) => sum + instanceSpend(i, now), 0)),
-});
+export const annexCost = (instances: readonly InstanceRecord[], now: Date): AnnexCost => {
+  const live = instances.filter((i) => !gone(i));
+  const unpriced = live.filter((i) => i.hourlyUsd === undefined).length;
+  return {
+    estimatedHourlyUsd: roundUsd(live.reduce((sum, i) => sum + (i.hourlyUsd ?? 0), 0)),
+    spendSoFarUsd: roundUsd(instances.reduce((sum, i) => sum + instanceSpend(i, now), 0)),
+    ...(unpriced === 0 ? {} : { unpricedInstances: unpriced }),
+  };
+};
 
 /**
  * The annexes of a listing with what their views need: a live annex's instance records (one

@@ -40,6 +40,8 @@ export interface AnnexView {
   estimatedHourlyUsd?: number;
   /** USD spent so far (estimate). */
   spendSoFarUsd?: number;
+  /** Live instances not priced yet, only when there are any: the two estimates above omit them. */
+  unpricedInstances?: number;
   version: number;
 }
 

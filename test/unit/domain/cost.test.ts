@@ -62,8 +62,13 @@ describe('annexCost', () => {
     // Act
     const cost = annexCost(instances, now);
 
-    // Assess: 2 h × 0.096 + 0.5 h × 0.5 + 60 s (minimum) × 1.2/h; the unpriced one counts nothing.
-    expect(cost).toEqual({ estimatedHourlyUsd: 1.296, spendSoFarUsd: 0.192 + 0.25 + 0.02 });
+    // Assess: 2 h × 0.096 + 0.5 h × 0.5 + 60 s (minimum) × 1.2/h; the unpriced one counts nothing,
+    // and is counted as unpriced.
+    expect(cost).toEqual({
+      estimatedHourlyUsd: 1.296,
+      spendSoFarUsd: 0.192 + 0.25 + 0.02,
+      unpricedInstances: 1,
+    });
   });
 });
 
