@@ -52,6 +52,13 @@ const RETRYABLE = new Set([
 
 /** Add-nodes idempotency claims outlive any lease (7 days maximum) by a margin. */
 const CLAIM_TTL_SECONDS = 14 * 24 * 3600;
+/**
+ * How long the table keeps history (DynamoDB TTL on `ttl`): each event for this long after it
+ * happened; an ended annex's item and each terminated instance's record for this long after the
+ * end. Live annexes and running instances never carry a ttl.
+ */
+export const HISTORY_RETENTION_SECONDS = 90 * 24 * 3600;
+const historyTtl = (iso: string): number => Math.floor(Date.parse(iso) / 1000) + HISTORY_RETENTION_SECONDS;
 
 const strip = <T>(item: Item): T => {
   const copy: Item = { ...item };
@@ -320,12 +327,19 @@ export class DynamoLeaseStore implements LeaseStore {
               // A terminated instance leaves the liveInstances index.
               UpdateExpression: `SET #state = :state, updatedAt = :at${
                 state === 'terminated'
-                  ? ', terminatedAt = if_not_exists(terminatedAt, :at) REMOVE liveInstanceShard, liveInstanceSk'
+                  ? ', terminatedAt = if_not_exists(terminatedAt, :at), #ttl = if_not_exists(#ttl, :ttl) REMOVE liveInstanceShard, liveInstanceSk'
                   : ''
               }`,
               ConditionExpression: 'attribute_exists(PK)',
-              ExpressionAttributeNames: { '#state': 'state' },
-              ExpressionAttributeValues: { ':state': state, ':at': at },
+              ExpressionAttributeNames: {
+                '#state': 'state',
+                ...(state === 'terminated' ? { '#ttl': 'ttl' } : {}),
+              },
+              ExpressionAttributeValues: {
+                ':state': state,
+                ':at': at,
+                ...(state === 'terminated' ? { ':ttl': historyTtl(at) } : {}),
+              },
             }),
             'setInstanceStates',
           );
@@ -515,6 +529,7 @@ export class DynamoLeaseStore implements LeaseStore {
           ...keys.event(event.annexId, event.at, randomBytes(4).toString('hex')),
           entity: 'event',
           ...event,
+          ttl: historyTtl(event.at),
         },
       },
     };
@@ -547,6 +562,10 @@ export class DynamoLeaseStore implements LeaseStore {
     if (ending) {
       names['#liveShard'] = 'liveShard';
       removes.push('#liveShard');
+      // The ended annex is history now: kept HISTORY_RETENTION_SECONDS after its end.
+      names['#ttl'] = 'ttl';
+      values[':ttl'] = historyTtl(next.endedAt ?? next.updatedAt);
+      sets.push('#ttl = :ttl');
     }
     const update: TransactItem = {
       Update: {

@@ -6,7 +6,7 @@ import { mockClient } from 'aws-sdk-client-mock';
 import 'aws-sdk-client-mock-vitest/extend';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { keys } from '../../../shared/aws/keys.ts';
-import { DynamoLeaseStore } from '../../../shared/aws/leases.ts';
+import { DynamoLeaseStore, HISTORY_RETENTION_SECONDS } from '../../../shared/aws/leases.ts';
 import type { InstanceRecord } from '../../../shared/domain/model.ts';
 import { MOCKED_CLIENT_CONFIG } from '../../support/aws-mocks.ts';
 
@@ -131,5 +131,23 @@ describe('DynamoLeaseStore: instances', () => {
 
     // Assess
     expect(written).toBe(false);
+  });
+
+  it('gives a terminated instance record a ttl (history retention) and takes it out of the live index', async () => {
+    // Prepare
+    docMock.on(UpdateCommand).resolves({});
+
+    // Act
+    await store.setInstanceStates(ANNEX_ID, ['i-0abc'], 'terminated', '2030-01-01T00:00:00.000Z');
+    await store.setInstanceStates(ANNEX_ID, ['i-0def'], 'running', '2030-01-01T00:00:00.000Z');
+
+    // Assess
+    const [terminated, running] = docMock.commandCalls(UpdateCommand).map((c) => c.args[0].input);
+    expect(terminated?.UpdateExpression).toContain('#ttl = if_not_exists(#ttl, :ttl)');
+    expect(terminated?.UpdateExpression).toContain('REMOVE liveInstanceShard, liveInstanceSk');
+    expect(terminated?.ExpressionAttributeValues?.[':ttl']).toBe(
+      Date.parse('2030-01-01T00:00:00.000Z') / 1000 + HISTORY_RETENTION_SECONDS,
+    );
+    expect(running?.UpdateExpression).not.toContain('ttl');
   });
 });

@@ -14,7 +14,7 @@ import { mockClient } from 'aws-sdk-client-mock';
 import 'aws-sdk-client-mock-vitest/extend';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { INDEX, KEY_ATTRIBUTES, keys } from '../../../shared/aws/keys.ts';
-import { DynamoLeaseStore } from '../../../shared/aws/leases.ts';
+import { DynamoLeaseStore, HISTORY_RETENTION_SECONDS } from '../../../shared/aws/leases.ts';
 import type { Annex, AnnexEvent, AnnexState } from '../../../shared/domain/model.ts';
 import { useMockedRegion, MOCKED_CLIENT_CONFIG } from '../../support/aws-mocks.ts';
 
@@ -267,6 +267,7 @@ describe('DynamoLeaseStore', () => {
       const items = transactItems();
       expect(items.some((i) => i.Delete !== undefined)).toBe(false);
       expect(items[0]?.Update?.UpdateExpression).not.toContain('liveShard');
+      expect(items[0]?.Update?.UpdateExpression).not.toContain('ttl');
     });
 
     it.each<AnnexState>(['TERMINATED', 'FAILED'])(
@@ -296,6 +297,12 @@ describe('DynamoLeaseStore', () => {
           ExpressionAttributeValues: { ':annexId': annex.id },
         });
         expect(event?.Put?.Item).toMatchObject({ message: 'ended' });
+        // History from now on: the annex item and every event expire (DynamoDB TTL) after retention.
+        expect(update?.Update?.UpdateExpression).toContain('#ttl = :ttl');
+        expect(update?.Update?.ExpressionAttributeValues?.[':ttl']).toBe(
+          Date.parse('2030-01-01T00:40:00.000Z') / 1000 + HISTORY_RETENTION_SECONDS,
+        );
+        expect(event?.Put?.Item?.ttl).toBe(Date.parse(eventFixture().at) / 1000 + HISTORY_RETENTION_SECONDS);
       },
     );
 
