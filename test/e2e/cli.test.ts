@@ -9,16 +9,18 @@ import {
 } from 'node:http';
 import { createServer as createTcpServer, type Server } from 'node:net';
 import { dirname, join } from 'node:path';
-import { DescribeInstancesCommand, EC2Client, type Instance } from '@aws-sdk/client-ec2';
+import { EC2Client, type Instance } from '@aws-sdk/client-ec2';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startInstanceRunner, type InstanceRunner } from '../../scripts/lib/instance-runner.ts';
 import type { LocalStack } from '../../scripts/lib/stack.ts';
 import { cliBinary } from '../../cli/scripts/build.ts';
 import { buildOnce, cliFor, lines, type Cli } from './harness.ts';
-import { integrationStack } from '../support/integration-stack.ts';
+import { annexInstances, integrationStack } from '../support/integration-stack.ts';
 
 let stack: LocalStack;
 let cli: Cli;
 let ec2: EC2Client;
+let runner: InstanceRunner;
 const servers: { close(cb: () => void): unknown }[] = [];
 
 beforeAll(async () => {
@@ -26,25 +28,25 @@ beforeAll(async () => {
   stack = await integrationStack('e2e');
   cli = cliFor(stack);
   ec2 = new EC2Client(stack.clientConfig('moto'));
+  // Every instance boots the real annex-boot and annex-agent (heartbeat every second), so create
+  // and add wait, as for a user, until the new instances have joined the pool.
+  runner = await startInstanceRunner({
+    stack,
+    heartbeatSeconds: 1,
+    pollMs: 300,
+    bootDelayMs: 100,
+    env: { ANNEX_SHUTDOWN_SETTLE_SECONDS: '0', ANNEX_API_MAX_TIME: '5' },
+  });
 }, 60_000);
 
 afterAll(async () => {
+  await runner?.stop();
   await Promise.all(servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
   ec2?.destroy();
   await stack?.stop();
 });
 
-const liveInstances = async (annexId: string): Promise<Instance[]> => {
-  const out = await ec2.send(
-    new DescribeInstancesCommand({
-      Filters: [
-        { Name: 'tag:annex:id', Values: [annexId] },
-        { Name: 'instance-state-name', Values: ['pending', 'running'] },
-      ],
-    }),
-  );
-  return (out.Reservations ?? []).flatMap((r) => r.Instances ?? []);
-};
+const liveInstances = (annexId: string): Promise<Instance[]> => annexInstances(ec2, annexId);
 
 interface Detail {
   annex: {
@@ -105,14 +107,14 @@ describe('annex, the classic condor_annex command line', () => {
     ]);
     expect(created.stderr).not.toContain('annex:');
     expect(created.code).toBe(0);
-    expect(created.stdout).toContain('ToddsGPU: 1 instance(s) launched and running');
-    expect(created.stdout).toContain(
-      'joining the pool is confirmed by heartbeats once the instance agent reports them',
-    );
+    // The wait lasts until the instance's agent (the real annex-boot and annex-agent, run by the
+    // instance runner) has sent its first heartbeat.
+    expect(created.stdout).toContain('ToddsGPU: 1 instance(s) launched, running, and joined the pool.');
 
     const status = await cli.run(['status', 'ToddsGPU']);
     expect(status.code).toBe(0);
     expect(status.stdout).toMatch(/^ToddsGPU {2}ax-[0-9a-f]+/);
+    expect(status.stdout).toMatch(/heartbeats +1 of 1 instance\(s\) reported/);
     expect(status.stdout).toMatch(/state +RUNNING/);
     expect(status.stdout).toContain('1 of 1 running');
     expect(status.stdout).toMatch(/expires +in 4\dm \d\ds at/);
