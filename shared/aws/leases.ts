@@ -20,7 +20,7 @@ import {
   type TransactWriteCommandOutput,
   type UpdateCommandOutput,
 } from '@aws-sdk/lib-dynamodb';
-import { conflict, isAnnexError, upstreamUnavailable } from '../domain/errors.ts';
+import { conflict, upstreamUnavailable } from '../domain/errors.ts';
 import { isEnded } from '../domain/lease.ts';
 import type {
   Annex,
@@ -33,7 +33,8 @@ import type {
 } from '../domain/model.ts';
 import { stateEventKey } from '../domain/instance-notices.ts';
 import type { AddNodesClaim, AnnexChanges, HeartbeatRecord, LeaseStore } from '../domain/ports.ts';
-import { INDEX, KEY_ATTRIBUTES, keys } from './keys.ts';
+import { cancelledAt, errorName, stripTableAttributes, translateDynamoError } from './dynamo-errors.ts';
+import { INDEX, keys } from './keys.ts';
 
 type Item = Record<string, unknown>;
 type AnyCommand =
@@ -41,14 +42,6 @@ type AnyCommand =
 type TransactItem = NonNullable<
   ConstructorParameters<typeof TransactWriteCommand>[0]['TransactItems']
 >[number];
-
-const RETRYABLE = new Set([
-  'ProvisionedThroughputExceededException',
-  'ThrottlingException',
-  'RequestLimitExceeded',
-  'InternalServerError',
-  'ServiceUnavailable',
-]);
 
 /** Add-nodes idempotency claims outlive any lease (7 days maximum) by a margin. */
 const CLAIM_TTL_SECONDS = 14 * 24 * 3600;
@@ -60,28 +53,9 @@ const CLAIM_TTL_SECONDS = 14 * 24 * 3600;
 export const HISTORY_RETENTION_SECONDS = 90 * 24 * 3600;
 const historyTtl = (iso: string): number => Math.floor(Date.parse(iso) / 1000) + HISTORY_RETENTION_SECONDS;
 
-const strip = <T>(item: Item): T => {
-  const copy: Item = { ...item };
-  for (const k of KEY_ATTRIBUTES) delete copy[k];
-  return copy as T;
-};
+const strip = <T>(item: Item): T => stripTableAttributes<T>(item);
 
-const errorName = (e: unknown): string => (e as { name?: string } | undefined)?.name ?? '';
-
-/** Cancellation reasons of a transaction that only throttling stopped: a retry can succeed. */
-const RETRYABLE_REASONS = new Set(['ThrottlingError', 'ProvisionedThroughputExceeded']);
-
-const cancelledAt = (e: unknown): string[] =>
-  e instanceof TransactionCanceledException ? (e.CancellationReasons ?? []).map((r) => r.Code ?? 'None') : [];
-
-/** Translates DynamoDB failures into domain errors; anything unknown is rethrown as is. */
-const translate = (e: unknown, what: string): never => {
-  if (isAnnexError(e)) throw e;
-  if (RETRYABLE.has(errorName(e)) || cancelledAt(e).some((r) => RETRYABLE_REASONS.has(r))) {
-    throw upstreamUnavailable(`the lease table is unavailable (${what})`, e);
-  }
-  throw e;
-};
+const translate = translateDynamoError;
 
 export class DynamoLeaseStore implements LeaseStore {
   private readonly doc: DynamoDBDocumentClient;

@@ -12,32 +12,13 @@ import {
   QueryCommand,
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
-import { AnnexError, upstreamUnavailable } from '../domain/errors.ts';
 import type { SlackIdentity, SlackWatch } from '../slack/model.ts';
 import type { SlackStore } from '../slack/ports.ts';
-import { KEY_ATTRIBUTES, keys } from './keys.ts';
+import { errorName, stripTableAttributes, translateDynamoError } from './dynamo-errors.ts';
+import { keys } from './keys.ts';
 
-const RETRYABLE = new Set([
-  'ProvisionedThroughputExceededException',
-  'ThrottlingException',
-  'RequestLimitExceeded',
-  'InternalServerError',
-  'ServiceUnavailable',
-]);
-
-const errorName = (e: unknown): string => (e as { name?: string } | undefined)?.name ?? '';
-
-const translate = (e: unknown, what: string): never => {
-  if (e instanceof AnnexError) throw e;
-  if (RETRYABLE.has(errorName(e))) throw upstreamUnavailable(`the lease table is unavailable (${what})`, e);
-  throw e;
-};
-
-const strip = <T>(item: Record<string, unknown>): T => {
-  const copy = { ...item };
-  for (const k of KEY_ATTRIBUTES) delete copy[k];
-  return copy as T;
-};
+const translate = translateDynamoError;
+const strip = <T>(item: Record<string, unknown>): T => stripTableAttributes<T>(item);
 
 export class DynamoSlackStore implements SlackStore {
   private readonly doc: DynamoDBDocumentClient;
