@@ -323,6 +323,9 @@ export class FakeCloud {
 
   private ec2(command: string, i: Record<string, unknown>): object {
     switch (command) {
+      // The sweep's leaked-template check: the seeded annexes launched on-demand, with no template.
+      case 'DescribeLaunchTemplatesCommand':
+        return { LaunchTemplates: [] };
       case 'DescribeInstancesCommand': {
         const filters = (i.Filters as Filter[] | undefined) ?? [];
         const { page, next } = paginate(

@@ -18,6 +18,7 @@ import type { Logger, SweepSettings } from '../../shared/domain/ports.ts';
 import { systemClock } from '../../shared/domain/ports.ts';
 import { DynamoLeaseStore } from '../../shared/aws/leases.ts';
 import { Ec2Compute } from '../../shared/aws/ec2.ts';
+import { Ec2PriceBook, onDemandPrices } from '../../shared/aws/prices.ts';
 import { SsmSecretStore } from '../../shared/aws/secrets.ts';
 import { SchedulerExpirySchedules } from '../../shared/aws/schedules.ts';
 import { putPool } from '../../shared/domain/pools.ts';
@@ -158,6 +159,8 @@ export function stageDeps(
     },
     log,
     compute: new Ec2Compute(clients.ec2, target.stage),
+    // As the reaper has them: instances are priced once, by the first sweep after their launch.
+    prices: new Ec2PriceBook(clients.ec2, onDemandPrices()),
     secrets: new SsmSecretStore(clients.ssm, target.stage),
     schedules: new SchedulerExpirySchedules(clients.scheduler, {
       group: target.scheduleGroup,

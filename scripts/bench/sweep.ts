@@ -240,9 +240,14 @@ const launchTags = (annex: Annex, stage: string): [string, string][] => [
   [TAG.batch, '1'],
 ];
 
-/** The instance record the launch wrote, plus a recent heartbeat with a claimed slot (busy). */
+/**
+ * The instance record the launch wrote, priced as the first sweep after its launch left it (the
+ * steady state has nothing to price), plus a recent heartbeat with a claimed slot (busy).
+ */
 const heartbeating = (annex: Annex, i: LaunchedInstance, now: string): InstanceRecord => ({
   ...instanceRecord(annex, i, now),
+  hourlyUsd: 0.096,
+  priceSource: 'on-demand-table',
   lastHeartbeatAt: now,
   claimedSlots: 1,
   totalSlots: 1,

@@ -7,6 +7,7 @@
  * on-demand price of its type, the most a spot instance can cost without a max price, and says so
  * in its `priceSource`. An instance type missing from the table stays unpriced (and is logged).
  */
+import { mapLimit } from './concurrency.ts';
 import type { InstanceRecord, PriceSource } from './model.ts';
 import type { LeaseStore, Logger, PriceBook } from './ports.ts';
 
@@ -42,18 +43,18 @@ export const priceOf = async (
   return onDemand === undefined ? undefined : { hourlyUsd: onDemand, source: 'on-demand-table' };
 };
 
-/** Prices every record that has no price yet; returns the records as priced (for this sweep's use). */
+/**
+ * Prices every record that has no price yet, `concurrency` writes at a time (a burst of launches
+ * must not make one sweep run long); returns the records as priced (for this sweep's use).
+ */
 export const priceInstances = async (
   deps: { store: Pick<LeaseStore, 'setInstancePrice'>; log: Logger },
   book: PriceBook,
   records: InstanceRecord[],
-): Promise<InstanceRecord[]> => {
-  const priced: InstanceRecord[] = [];
-  for (const r of records) {
-    if (r.hourlyUsd !== undefined || r.state === 'terminated') {
-      priced.push(r);
-      continue;
-    }
+  concurrency = 16,
+): Promise<InstanceRecord[]> =>
+  mapLimit(records, concurrency, async (r): Promise<InstanceRecord> => {
+    if (r.hourlyUsd !== undefined || r.state === 'terminated') return r;
     const price = await priceOf(book, r);
     if (price === undefined) {
       deps.log.warn('no price for this instance type; its cost is not estimated', {
@@ -62,11 +63,8 @@ export const priceInstances = async (
         instanceType: r.instanceType,
         market: r.market,
       });
-      priced.push(r);
-      continue;
+      return r;
     }
     await deps.store.setInstancePrice(r.annexId, r.instanceId, price.hourlyUsd, price.source);
-    priced.push({ ...r, hourlyUsd: price.hourlyUsd, priceSource: price.source });
-  }
-  return priced;
-};
+    return { ...r, hourlyUsd: price.hourlyUsd, priceSource: price.source };
+  });

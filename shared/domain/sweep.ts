@@ -123,7 +123,7 @@ export const sweep = async (deps: SweepDeps): Promise<SweepReport> => {
   if (deps.prices !== undefined) {
     const book = cachedPriceBook(deps.prices);
     await guarded('prices', '*', async () => {
-      await priceInstances(deps, book, liveInstances);
+      await priceInstances(deps, book, liveInstances, deps.sweep.concurrency);
     });
   }
   const taggedByAnnex = groupBy(tagged, (i) => i.annexId);
