@@ -13,20 +13,13 @@ import type {
   Context,
   Handler,
 } from 'aws-lambda';
-import {
-  createHash,
-  createHmac,
-  randomBytes,
-  randomUUID,
-  timingSafeEqual,
-  type Hash,
-  type Hmac,
-} from 'node:crypto';
+import { createHash, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { z } from 'zod';
+import { NodeSha256 } from '../../cli/src/sha256.ts';
 import type { DevUser } from './dev-users.ts';
 import { defaultServerlessYmlPath, readServerlessYml, repoRoot } from './serverless-config.ts';
 
@@ -216,34 +209,6 @@ function signingQuery(parameters: Map<string, string[]>): Record<string, string 
   for (const [key, values] of parameters) query[key] = values.length === 1 ? (values[0] ?? '') : values;
   return query;
 }
-
-/** SHA-256 / HMAC-SHA-256 on Node's own crypto, in the shape SignatureV4 wants (as the SDK's Node hash). */
-class NodeSha256 {
-  private hash: Hash | Hmac;
-  constructor(private readonly secret?: SourceData) {
-    this.hash = this.fresh();
-  }
-  private fresh(): Hash | Hmac {
-    return this.secret === undefined ? createHash('sha256') : createHmac('sha256', toBuffer(this.secret));
-  }
-  update(data: SourceData): void {
-    this.hash.update(toBuffer(data));
-  }
-  async digest(): Promise<Uint8Array> {
-    return new Uint8Array(this.hash.digest());
-  }
-  reset(): void {
-    this.hash = this.fresh();
-  }
-}
-
-type SourceData = string | ArrayBuffer | ArrayBufferView;
-const toBuffer = (data: SourceData): Buffer =>
-  typeof data === 'string'
-    ? Buffer.from(data, 'utf8')
-    : ArrayBuffer.isView(data)
-      ? Buffer.from(data.buffer, data.byteOffset, data.byteLength)
-      : Buffer.from(data);
 
 function signer(
   credentials: { accessKeyId: string; secretAccessKey: string; sessionToken?: string },
