@@ -3,36 +3,19 @@
 // EC2, SSM and EventBridge Scheduler that answers the few commands the sweep sends, for sizes
 // moto cannot hold (see scripts/bench/sweep.ts). Both sit at the `initialize` step: the adapters
 // under test (shared/aws/*) run unchanged above them.
-import type {
-  HandlerExecutionContext,
-  InitializeHandler,
-  InitializeHandlerArguments,
-  InitializeHandlerOutput,
-  MiddlewareStack,
-} from '@smithy/types';
+import { addInitializeMiddleware, type InitializeMiddleware } from '../lib/sdk-middleware.ts';
 
 /** Any AWS SDK v3 client, as far as adding a middleware goes. */
 export interface InstrumentableClient {
   middlewareStack: object;
 }
 
-type Handler = (
-  next: InitializeHandler<object, object>,
-  context: HandlerExecutionContext,
-) => (args: InitializeHandlerArguments<object>) => Promise<InitializeHandlerOutput<object>>;
-
 const addInitialize = (
   client: InstrumentableClient,
   name: string,
-  handler: Handler,
+  handler: InitializeMiddleware,
   priority: 'high' | 'low',
-) =>
-  (client.middlewareStack as MiddlewareStack<object, object>).add(handler, {
-    step: 'initialize',
-    name,
-    priority,
-    override: true,
-  });
+) => addInitializeMiddleware(client, name, handler, { priority, override: true });
 
 export interface CommandStats {
   count: number;

@@ -21,13 +21,8 @@ import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DescribeInstancesCommand, DescribeLaunchTemplatesCommand, EC2Client } from '@aws-sdk/client-ec2';
 import { CreateScheduleGroupCommand, ListSchedulesCommand, SchedulerClient } from '@aws-sdk/client-scheduler';
 import { GetParametersByPathCommand, SSMClient } from '@aws-sdk/client-ssm';
-import type {
-  HandlerExecutionContext,
-  InitializeHandler,
-  InitializeHandlerArguments,
-  InitializeHandlerOutput,
-  MiddlewareStack,
-} from '@smithy/types';
+import type { InitializeHandlerArguments, InitializeHandlerOutput } from '@smithy/types';
+import { addInitializeMiddleware } from '../../scripts/lib/sdk-middleware.ts';
 import { afterAll, describe, inject, it, type ExpectStatic } from 'vitest';
 import { defaultDevUsers } from '../../scripts/lib/dev-users.ts';
 import type { LocalStack } from '../../scripts/lib/stack.ts';
@@ -99,10 +94,12 @@ class AwsCalls {
   private readonly inFlight = new Map<number, { command: string; overlapped: Set<string> }>();
   private sequence = 0;
 
-  instrument<I extends object, O extends object>(client: { middlewareStack: MiddlewareStack<I, O> }): void {
-    client.middlewareStack.add(
-      (next: InitializeHandler<I, O>, context: HandlerExecutionContext) =>
-        async (args: InitializeHandlerArguments<I>): Promise<InitializeHandlerOutput<O>> => {
+  instrument(client: { middlewareStack: object }): void {
+    addInitializeMiddleware(
+      client,
+      'crashAfter',
+      (next, context) =>
+        async (args: InitializeHandlerArguments<object>): Promise<InitializeHandlerOutput<object>> => {
           const command = (context.commandName ?? 'Unknown').replace(/Command$/, '');
           if (this.crashed !== undefined) {
             throw new Crash(
@@ -116,7 +113,7 @@ class AwsCalls {
             other.overlapped.add(command);
           }
           this.inFlight.set(id, { command, overlapped });
-          let result: { ok: true; out: InitializeHandlerOutput<O> } | { ok: false; error: unknown };
+          let result: { ok: true; out: InitializeHandlerOutput<object> } | { ok: false; error: unknown };
           try {
             result = { ok: true, out: await next(args) };
           } catch (error) {
@@ -133,7 +130,6 @@ class AwsCalls {
           if (!result.ok) throw result.error;
           return result.out;
         },
-      { step: 'initialize', name: 'crashAfter' },
     );
   }
 

@@ -16,13 +16,8 @@ import {
 } from '@aws-sdk/client-ec2';
 import { SchedulerClient } from '@aws-sdk/client-scheduler';
 import { SSMClient } from '@aws-sdk/client-ssm';
-import type {
-  HandlerExecutionContext,
-  InitializeHandler,
-  InitializeHandlerArguments,
-  InitializeHandlerOutput,
-  MiddlewareStack,
-} from '@smithy/types';
+import type { InitializeHandlerArguments, InitializeHandlerOutput } from '@smithy/types';
+import { addInitializeMiddleware } from '../../scripts/lib/sdk-middleware.ts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ApiClient, LocalStack } from '../../scripts/lib/stack.ts';
 import { Ec2Compute } from '../../shared/aws/ec2.ts';
@@ -311,8 +306,10 @@ const domain = () => {
   clients.push(client, dynamoClient, ssm, scheduler);
   const calls: string[] = [];
   let loseNext: string | undefined;
-  (client.middlewareStack as unknown as MiddlewareStack<object, object>).add(
-    (next: InitializeHandler<object, object>, context: HandlerExecutionContext) =>
+  addInitializeMiddleware(
+    client,
+    'loseAnswer',
+    (next, context) =>
       async (args: InitializeHandlerArguments<object>): Promise<InitializeHandlerOutput<object>> => {
         const command = (context.commandName ?? '').replace(/Command$/, '');
         calls.push(command);
@@ -323,7 +320,6 @@ const domain = () => {
         }
         return out;
       },
-    { step: 'initialize', name: 'loseAnswer' },
   );
   const shortfalls: FleetShortfall[] = injectFleetShortfalls(client, ec2);
   const user = stack.users.find((u) => u.name === 'alice');

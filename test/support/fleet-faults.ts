@@ -8,12 +8,8 @@ import {
   type CreateFleetError,
   type EC2Client,
 } from '@aws-sdk/client-ec2';
-import type {
-  InitializeHandler,
-  InitializeHandlerArguments,
-  InitializeHandlerOutput,
-  MiddlewareStack,
-} from '@smithy/types';
+import type { InitializeHandlerArguments, InitializeHandlerOutput } from '@smithy/types';
+import { addInitializeMiddleware } from '../../scripts/lib/sdk-middleware.ts';
 
 export interface FleetShortfall {
   missing: number;
@@ -23,8 +19,10 @@ export interface FleetShortfall {
 /** Makes the next CreateFleet calls of `client` fall short, one shortfall per call, in order. */
 export function injectFleetShortfalls(client: EC2Client, terminator: EC2Client): FleetShortfall[] {
   const queue: FleetShortfall[] = [];
-  (client.middlewareStack as unknown as MiddlewareStack<object, object>).add(
-    (next: InitializeHandler<object, object>, context) =>
+  addInitializeMiddleware(
+    client,
+    'fleetShortfall',
+    (next, context) =>
       async (args: InitializeHandlerArguments<object>): Promise<InitializeHandlerOutput<object>> => {
         const result = await next(args);
         if (context.commandName !== 'CreateFleetCommand') return result;
@@ -46,7 +44,6 @@ export function injectFleetShortfalls(client: EC2Client, terminator: EC2Client):
         out.Errors = [...(out.Errors ?? []), ...shortfall.errors];
         return result;
       },
-    { step: 'initialize', name: 'fleetShortfall' },
   );
   return queue;
 }
