@@ -460,3 +460,10 @@ const parseGlobals = (args: string[]) => {
     throw parseError(e, '');
   }
 };
+
+/** `a, b` → `['a', 'b']`: a comma-separated option value, blanks dropped. */
+export const splitList = (value: string): string[] =>
+  value
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s !== '');

@@ -6,7 +6,7 @@
  * `-slots N` and `-aws-spot-fleet-config-file F` ask for a Spot Fleet, as they did. `-owner a,b` and `-no-owner` become `--owner a,b` and `--no-owner`: who may
  * run jobs on the annex (its START expression), as in condor_annex.
  */
-import { COMMANDS, GLOBAL_OPTIONS, type OptionSpec } from './args.ts';
+import { COMMANDS, GLOBAL_OPTIONS, splitList, type OptionSpec } from './args.ts';
 import { usageError } from './errors.ts';
 import { parseDecimalHours } from './time.ts';
 
@@ -62,11 +62,7 @@ const CONDOR_OPTIONS: Record<string, Handler> = {
   '-aws-on-demand-instance-type': modern('type'),
   '-aws-on-demand-ami-id': modern('image'),
   '-aws-on-demand-security-group-ids': value((v, out) => {
-    for (const id of v
-      .split(',')
-      .map((s) => s.trim())
-      .filter((s) => s !== ''))
-      out.args.push('--security-group', id);
+    for (const id of splitList(v)) out.args.push('--security-group', id);
   }),
   '-aws-on-demand-key-name': modern('key-name'),
   '-duration': value((v, out, f) => {

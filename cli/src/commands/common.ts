@@ -1,5 +1,6 @@
 /** Pieces several commands share: reading an annex, hints, prompts, progress, files. */
 import { readFileSync } from 'node:fs';
+import { splitList } from '../args.ts';
 import type { Context } from '../context.ts';
 import { withHint } from '../context.ts';
 import { usageError, type CliError } from '../errors.ts';
@@ -75,13 +76,11 @@ export const countOption = (ctx: Context): number => {
 
 const INSTANCE_TYPE = /^[a-z][a-z0-9-]*\.[a-z0-9-]+$/;
 
+/** A repeatable option whose values may also be comma-separated (`--type a --type b,c`). */
+export const listOption = (ctx: Context, name: string): string[] => ctx.list(name).flatMap(splitList);
+
 export const typesOption = (ctx: Context): string[] => {
-  const types = ctx.list('type').flatMap((t) =>
-    t
-      .split(',')
-      .map((s) => s.trim())
-      .filter((s) => s !== ''),
-  );
+  const types = listOption(ctx, 'type');
   for (const t of types) {
     if (!INSTANCE_TYPE.test(t))
       throw usageError(

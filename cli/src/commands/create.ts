@@ -14,6 +14,7 @@ import {
   getDetail,
   idempotencyKey,
   interactive,
+  listOption,
   readTextFile,
   typesOption,
   waitSummary,
@@ -163,12 +164,7 @@ export const createRequest = async (ctx: Context): Promise<CreateRequest> => {
     throw usageError('give --user-data or --user-data-file, not both');
   const userData =
     userDataFile === undefined ? userDataText : await readTextFile(ctx, userDataFile, '--user-data-file');
-  const securityGroupIds = ctx.list('security-group').flatMap((g) =>
-    g
-      .split(',')
-      .map((s) => s.trim())
-      .filter((s) => s !== ''),
-  );
+  const securityGroupIds = listOption(ctx, 'security-group');
   const subnetIds = ctx.list('subnet');
   const tags = parseTags(ctx.list('tag'));
   const image = ctx.string('image');
@@ -221,12 +217,7 @@ export const createRequest = async (ctx: Context): Promise<CreateRequest> => {
  * HTCondor users; `--no-owner` → any user of the pool (an empty list); neither → the pool's user.
  */
 export const ownersOption = (ctx: Context): string[] | undefined => {
-  const owners = ctx.list('owner').flatMap((o) =>
-    o
-      .split(',')
-      .map((s) => s.trim())
-      .filter((s) => s !== ''),
-  );
+  const owners = listOption(ctx, 'owner');
   if (ctx.flag('no-owner')) {
     if (owners.length > 0) throw usageError('give --owner or --no-owner, not both');
     return [];
@@ -265,7 +256,7 @@ const what = (request: CreateRequest): string => {
 };
 
 /** "Estimated cost: at most $0.90 per hour, $0.75 for the lease (…)", when the table knows the types. */
-export const costText = (request: CreateRequest, prices: PriceTable = onDemandPrices): string => {
+export const estimatedCostText = (request: CreateRequest, prices: PriceTable = onDemandPrices): string => {
   const count = requestedCount(request);
   const hourly = highestHourly(request.instanceTypes ?? [], prices);
   if (count === undefined || hourly === undefined) return '';
@@ -293,7 +284,7 @@ export const confirmationText = (request: CreateRequest): string =>
     : request.allowedUsers.length === 0
       ? ' They will run jobs of any user of the pool.'
       : ` They will run jobs of ${request.allowedUsers.join(', ')} only.`) +
-  costText(request);
+  estimatedCostText(request);
 
 export const run = async (ctx: Context): Promise<number> => {
   const request = await createRequest(ctx);

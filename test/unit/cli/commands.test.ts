@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import {
   confirmationText,
-  costText,
+  estimatedCostText,
   parseRange,
   parseTags,
   requestedCount,
@@ -37,14 +37,14 @@ describe('create', () => {
     ).toBe(
       'Will request 4 g5.xlarge or x9.huge on-demand instance(s) for 0.83 hours. Each instance will terminate after being idle for 0.25 hours. They will join pool lab.',
     );
-    expect(costText(request, prices)).toBe(
+    expect(estimatedCostText(request, prices)).toBe(
       ' Estimated cost: at most $0.90 per hour, $0.75 for the whole lease, at test-1 on-demand list prices of 2026-01-01.',
     );
     // Types tried in order: the dearest bounds the estimate.
-    expect(costText({ ...request, count: 2, instanceTypes: ['p2.xlarge', 'g5.xlarge'] }, prices)).toContain(
-      'at most $2.01 per hour',
-    );
-    expect(costText({ ...request, instanceTypes: ['p2.xlarge', 'x9.huge'] }, prices)).toBe('');
+    expect(
+      estimatedCostText({ ...request, count: 2, instanceTypes: ['p2.xlarge', 'g5.xlarge'] }, prices),
+    ).toContain('at most $2.01 per hour');
+    expect(estimatedCostText({ ...request, instanceTypes: ['p2.xlarge', 'x9.huge'] }, prices)).toBe('');
   });
 
   it('says what a spot, mixed, hardware-needs or fleet-config request asks for', () => {
@@ -71,7 +71,9 @@ describe('create', () => {
     expect(confirmationText(fleet)).toMatch(
       /^Will request 5 instance\(s\) as the Spot Fleet config describes/,
     );
-    expect(costText({ ...request, market: 'spot' }, prices)).toContain('(spot usually costs much less)');
+    expect(estimatedCostText({ ...request, market: 'spot' }, prices)).toContain(
+      '(spot usually costs much less)',
+    );
   });
 
   it('reads --vcpus style ranges', () => {
