@@ -53,10 +53,6 @@ const CLAIM_TTL_SECONDS = 14 * 24 * 3600;
 export const HISTORY_RETENTION_SECONDS = 90 * 24 * 3600;
 const historyTtl = (iso: string): number => Math.floor(Date.parse(iso) / 1000) + HISTORY_RETENTION_SECONDS;
 
-const strip = <T>(item: Item): T => stripTableAttributes<T>(item);
-
-const translate = translateDynamoError;
-
 export class DynamoLeaseStore implements LeaseStore {
   private readonly doc: DynamoDBDocumentClient;
 
@@ -141,7 +137,7 @@ export class DynamoLeaseStore implements LeaseStore {
       if (reasons.includes('TransactionConflict')) {
         throw conflict(`annex ${annex.name} is being created by another request; retry`);
       }
-      return translate(e, 'createAnnex');
+      return translateDynamoError(e, 'createAnnex');
     }
   }
 
@@ -170,7 +166,7 @@ export class DynamoLeaseStore implements LeaseStore {
       'findAnnexByName',
     );
     const item = latest.Items?.[0];
-    return item === undefined ? undefined : strip<Annex>(item);
+    return item === undefined ? undefined : stripTableAttributes<Annex>(item);
   }
 
   async listAnnexesByOwner(owner: string): Promise<Annex[]> {
@@ -438,7 +434,7 @@ export class DynamoLeaseStore implements LeaseStore {
       if (e instanceof TransactionCanceledException && cancelledAt(e)[0] === 'ConditionalCheckFailed') {
         return e.CancellationReasons?.[0]?.Item === undefined ? 'missing' : 'stale';
       }
-      return translate(e, 'applyInstanceNotice');
+      return translateDynamoError(e, 'applyInstanceNotice');
     }
   }
 
@@ -480,7 +476,7 @@ export class DynamoLeaseStore implements LeaseStore {
       }),
       'listEvents',
     );
-    return (out.Items ?? []).map((i) => strip<AnnexEvent>(i)).reverse();
+    return (out.Items ?? []).map((i) => stripTableAttributes<AnnexEvent>(i)).reverse();
   }
 
   // ----- helpers -----------------------------------------------------------------------------
@@ -577,7 +573,7 @@ export class DynamoLeaseStore implements LeaseStore {
       if (reasons.includes('TransactionConflict')) {
         throw conflict(`annex ${annex.name} is being changed by another request; retry`);
       }
-      return translate(e, what);
+      return translateDynamoError(e, what);
     }
     return next;
   }
@@ -653,7 +649,7 @@ export class DynamoLeaseStore implements LeaseStore {
       new GetCommand({ TableName: this.tableName, Key: key, ConsistentRead: true }),
       what,
     );
-    return out.Item === undefined ? undefined : strip<T>(out.Item);
+    return out.Item === undefined ? undefined : stripTableAttributes<T>(out.Item);
   }
 
   private async queryAll<T>(input: Omit<QueryCommandInput, 'TableName'>): Promise<T[]> {
@@ -664,7 +660,7 @@ export class DynamoLeaseStore implements LeaseStore {
         new QueryCommand({ TableName: this.tableName, ...input, ExclusiveStartKey: start }),
         'query',
       );
-      for (const item of out.Items ?? []) items.push(strip<T>(item));
+      for (const item of out.Items ?? []) items.push(stripTableAttributes<T>(item));
       start = out.LastEvaluatedKey;
     } while (start !== undefined);
     return items;
@@ -680,7 +676,7 @@ export class DynamoLeaseStore implements LeaseStore {
     try {
       return await this.doc.send(command as GetCommand);
     } catch (e) {
-      return translate(e, what);
+      return translateDynamoError(e, what);
     }
   }
 }

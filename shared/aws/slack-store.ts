@@ -17,9 +17,6 @@ import type { SlackStore } from '../slack/ports.ts';
 import { errorName, stripTableAttributes, translateDynamoError } from './dynamo-errors.ts';
 import { keys } from './keys.ts';
 
-const translate = translateDynamoError;
-const strip = <T>(item: Record<string, unknown>): T => stripTableAttributes<T>(item);
-
 export class DynamoSlackStore implements SlackStore {
   private readonly doc: DynamoDBDocumentClient;
 
@@ -39,9 +36,9 @@ export class DynamoSlackStore implements SlackStore {
           ConsistentRead: true,
         }),
       );
-      return out.Item === undefined ? undefined : strip<SlackIdentity>(out.Item);
+      return out.Item === undefined ? undefined : stripTableAttributes<SlackIdentity>(out.Item);
     } catch (e) {
-      return translate(e, 'getIdentity');
+      return translateDynamoError(e, 'getIdentity');
     }
   }
 
@@ -58,7 +55,7 @@ export class DynamoSlackStore implements SlackStore {
         }),
       );
     } catch (e) {
-      translate(e, 'putIdentity');
+      translateDynamoError(e, 'putIdentity');
     }
   }
 
@@ -73,7 +70,7 @@ export class DynamoSlackStore implements SlackStore {
       );
       return out.Attributes !== undefined;
     } catch (e) {
-      return translate(e, 'deleteIdentity');
+      return translateDynamoError(e, 'deleteIdentity');
     }
   }
 
@@ -89,7 +86,7 @@ export class DynamoSlackStore implements SlackStore {
       return 'recorded';
     } catch (e) {
       if (errorName(e) === 'ConditionalCheckFailedException') return 'replay';
-      return translate(e, 'recordNonce');
+      return translateDynamoError(e, 'recordNonce');
     }
   }
 
@@ -104,7 +101,7 @@ export class DynamoSlackStore implements SlackStore {
         }),
       );
     } catch (e) {
-      if (errorName(e) !== 'ConditionalCheckFailedException') translate(e, 'putWatch');
+      if (errorName(e) !== 'ConditionalCheckFailedException') translateDynamoError(e, 'putWatch');
     }
   }
 
@@ -123,9 +120,9 @@ export class DynamoSlackStore implements SlackStore {
           }),
         );
       } catch (e) {
-        return translate(e, 'listWatches');
+        return translateDynamoError(e, 'listWatches');
       }
-      for (const item of out.Items ?? []) found.push(strip<SlackWatch>(item));
+      for (const item of out.Items ?? []) found.push(stripTableAttributes<SlackWatch>(item));
       start = out.LastEvaluatedKey;
     } while (start !== undefined);
     return found;
@@ -143,7 +140,7 @@ export class DynamoSlackStore implements SlackStore {
         }),
       );
     } catch (e) {
-      if (errorName(e) !== 'ConditionalCheckFailedException') translate(e, 'markWarned');
+      if (errorName(e) !== 'ConditionalCheckFailedException') translateDynamoError(e, 'markWarned');
     }
   }
 
@@ -151,7 +148,7 @@ export class DynamoSlackStore implements SlackStore {
     try {
       await this.doc.send(new DeleteCommand({ TableName: this.tableName, Key: keys.slackWatch(annexId) }));
     } catch (e) {
-      translate(e, 'deleteWatch');
+      translateDynamoError(e, 'deleteWatch');
     }
   }
 }
