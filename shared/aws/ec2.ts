@@ -19,7 +19,7 @@ import {
   upstreamUnavailable,
   validationError,
 } from '../domain/errors.ts';
-import { clientToken } from '../domain/lease.ts';
+import { clientToken, launchesThroughFleet } from '../domain/lease.ts';
 import type { InstanceState } from '../domain/model.ts';
 import type {
   AnnexLaunchTemplate,
@@ -198,7 +198,7 @@ export class Ec2Compute implements Compute {
     const { spec } = req;
     // Spot, mixed, and hardware needs instead of types go through EC2 Fleet; plain on-demand
     // keeps RunInstances (types tried in order).
-    if (spec.market !== 'on-demand' || spec.instanceTypes.length === 0) return this.launchFleet(req);
+    if (launchesThroughFleet(spec)) return this.launchFleet(req);
     const tags: Tag[] = [
       ...Object.entries(spec.tags).map(([Key, Value]) => ({ Key, Value })),
       ...(spec.tags.Name === undefined ? [{ Key: 'Name', Value: `annex-${req.annexName}` }] : []),

@@ -18,6 +18,7 @@ import {
   DEFAULT_IDLE_SECONDS,
   isEnded,
   isLive,
+  launchesThroughFleet,
   leaseExpiry,
   requestHash,
   toIso,
@@ -524,10 +525,8 @@ const runBatch = async (deps: LaunchDeps, annex: Annex): Promise<Annex> => {
 
 /** Whether an annex may have launched through EC2 Fleet (and so made its launch template). */
 export const mayHaveLaunchTemplate = (annex: Annex, instances: readonly InstanceRecord[]): boolean =>
-  annex.spec.market !== 'on-demand' ||
-  annex.spec.instanceTypes.length === 0 ||
-  annex.spec.instanceRequirements !== undefined ||
-  instances.some((i) => i.market !== 'on-demand');
+  // A spot batch added to an on-demand annex launched through a fleet too.
+  launchesThroughFleet(annex.spec) || instances.some((i) => i.market !== 'on-demand');
 
 const batchWasLaunched = async (deps: LaunchDeps, annexId: string, batch: number): Promise<boolean> =>
   (await deps.store.listInstances(annexId)).some((i) => i.batch === batch);

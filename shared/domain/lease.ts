@@ -1,7 +1,7 @@
 /** Lease rules: the state machine, lease arithmetic and the identifiers derived from a lease. */
 import { createHash, randomBytes } from 'node:crypto';
 import { validationError, conflict } from './errors.ts';
-import type { Annex, AnnexState } from './model.ts';
+import type { Annex, AnnexState, LaunchSpec } from './model.ts';
 
 /** condor_annex's defaults: a 50-minute lease, 15 minutes of idleness. */
 export const DEFAULT_DURATION_SECONDS = 3000;
@@ -96,3 +96,10 @@ const stableStringify = (value: unknown): string => {
 
 /** Short, stable, non-reversible label for a principal (used in parameter paths, never as a secret). */
 export const principalLabel = (principalArn: string): string => hex(principalArn).slice(0, 16);
+
+/**
+ * Whether a launch goes through EC2 Fleet from the annex's launch template: spot, mixed, or
+ * hardware needs instead of types. Plain on-demand with instance types uses RunInstances.
+ */
+export const launchesThroughFleet = (spec: Pick<LaunchSpec, 'market' | 'instanceTypes'>): boolean =>
+  spec.market !== 'on-demand' || spec.instanceTypes.length === 0;
