@@ -3,8 +3,10 @@
  * `condor_annex -count 1 -annex-name ToddsGPU -aws-on-demand-instance-type p2.xlarge` works
  * unchanged with `annex` in its place. Options for something the control plane now does (setup,
  * lease functions, endpoints) are refused with a message naming them, never silently dropped.
- * `-slots N` and `-aws-spot-fleet-config-file F` ask for a Spot Fleet, as they did. `-owner a,b` and `-no-owner` become `--owner a,b` and `--no-owner`: who may
- * run jobs on the annex (its START expression), as in condor_annex.
+ * `-slots N` and `-aws-spot-fleet-config-file F` ask for a Spot Fleet, as they did. `-owner a,b` and
+ * `-no-owner` become `--owner a,b` and `--no-owner`: who may run jobs on the annex (its START
+ * expression), as in condor_annex. CONDOR_OPTIONS is the one table: `annex help condor_annex` prints
+ * it and a test holds the README's copy to it.
  */
 import { COMMANDS, GLOBAL_OPTIONS, splitList, type OptionSpec } from './args.ts';
 import { usageError } from './errors.ts';
@@ -13,7 +15,16 @@ import { parseDecimalHours } from './time.ts';
 type Handler =
   | { kind: 'value'; to: (value: string, out: Translation, flag: string) => void }
   | { kind: 'flag'; to: (out: Translation) => void }
+  | { kind: 'tag' }
   | { kind: 'refuse'; values: number; message: string; hint?: string };
+
+/** One condor_annex option: how it is parsed, and what `annex help condor_annex` and the README say of it. */
+type CondorOption = Handler & {
+  /** What follows the option, for help: `N`, `FILE`. */
+  arg?: string;
+  /** What it does in annex. */
+  does: string;
+};
 
 interface Translation {
   name?: string;
@@ -29,20 +40,23 @@ interface Translation {
   args: string[];
 }
 
-const value = (to: (value: string, out: Translation, flag: string) => void): Handler => ({
-  kind: 'value',
-  to,
-});
-const flag = (to: (out: Translation) => void): Handler => ({ kind: 'flag', to });
-const modern = (option: string): Handler =>
-  value((v, out) => {
+const value = (
+  arg: string,
+  does: string,
+  to: (value: string, out: Translation, flag: string) => void,
+): CondorOption => ({ kind: 'value', to, arg, does });
+const flag = (does: string, to: (out: Translation) => void): CondorOption => ({ kind: 'flag', to, does });
+const modern = (arg: string, option: string, does: string): CondorOption =>
+  value(arg, `${does} (annex's --${option})`, (v, out) => {
     out.args.push(`--${option}`, v);
   });
-const refuse = (values: number, message: string, hint?: string): Handler => ({
+const refuse = (values: number, message: string, hint?: string): CondorOption => ({
   kind: 'refuse',
   values,
   message,
   ...(hint === undefined ? {} : { hint }),
+  ...(values === 0 ? {} : { arg: 'X' }),
+  does: `refused: ${message.replace(/^is (not \w+): /, '$1, ')}`,
 });
 const managed = (what: string) =>
   refuse(1, `is not needed: the Annex control plane manages ${what}`, 'leave it out');
@@ -51,71 +65,89 @@ const setName = (v: string, out: Translation): void => {
   out.name = v;
 };
 
-/** Every condor_annex option annex understands, by its exact spelling. */
-const CONDOR_OPTIONS: Record<string, Handler> = {
-  '-count': value((v, out) => {
+/** Every condor_annex option annex understands, by its exact spelling: the parser, the help and the README read it. */
+export const CONDOR_OPTIONS: Record<string, CondorOption> = {
+  '-count': value('N', 'how many instances; with -annex-name, creates the annex', (v, out) => {
     out.count = v;
   }),
-  '-annex-name': value(setName),
-  '-annex': value(setName),
-  '-aws-on-demand': flag(() => undefined),
-  '-aws-on-demand-instance-type': modern('type'),
-  '-aws-on-demand-ami-id': modern('image'),
-  '-aws-on-demand-security-group-ids': value((v, out) => {
-    for (const id of splitList(v)) out.args.push('--security-group', id);
-  }),
-  '-aws-on-demand-key-name': modern('key-name'),
-  '-duration': value((v, out, f) => {
-    out.duration = parseDecimalHours(v, f);
-  }),
-  '-idle': value((v, out, f) => {
+  '-annex-name': value('NAME', 'the annex', setName),
+  '-annex': value('NAME', 'the same as -annex-name', setName),
+  '-aws-on-demand': flag('on-demand instances (the default)', () => undefined),
+  '-aws-on-demand-instance-type': modern('TYPE', 'type', 'the instance type'),
+  '-aws-on-demand-ami-id': modern('AMI', 'image', "the image, else the stack's default"),
+  '-aws-on-demand-security-group-ids': value(
+    'ID,ID…',
+    "security groups (annex's --security-group, one each)",
+    (v, out) => {
+      for (const id of splitList(v)) out.args.push('--security-group', id);
+    },
+  ),
+  '-aws-on-demand-key-name': modern('KEY', 'key-name', 'the EC2 key pair'),
+  '-duration': value(
+    'HOURS',
+    'the lease, in decimal hours; with a name and no -count, resets it',
+    (v, out, f) => {
+      out.duration = parseDecimalHours(v, f);
+    },
+  ),
+  '-idle': value('HOURS', 'idle time before an instance shuts down, in decimal hours', (v, out, f) => {
     out.idle = parseDecimalHours(v, f);
   }),
-  '-aws-user-data': value((v, out) => {
+  '-aws-user-data': value('TEXT', 'user data, passed on byte for byte', (v, out) => {
     out.userData = ['--user-data', v];
   }),
-  '-aws-user-data-file': value((v, out) => {
+  '-aws-user-data-file': value('FILE', 'user data from FILE', (v, out) => {
     out.userData = ['--user-data-file', v];
   }),
-  '-aws-default-user-data': value((v, out) => {
+  '-aws-default-user-data': value('TEXT', 'user data when no -aws-user-data is given', (v, out) => {
     out.defaultUserData = ['--user-data', v];
   }),
-  '-aws-default-user-data-file': value((v, out) => {
+  '-aws-default-user-data-file': value('FILE', 'the same, from FILE', (v, out) => {
     out.defaultUserData = ['--user-data-file', v];
   }),
-  '-aws-region': modern('region'),
-  '-aws-access-key-file': modern('access-key-file'),
-  '-aws-secret-key-file': modern('secret-key-file'),
-  '-yes': flag((out) => out.args.push('--yes')),
-  '-classad': flag((out) => out.args.push('--json')),
-  '-debug': flag((out) => out.args.push('--debug')),
-  '-status': flag((out) => {
+  '-aws-region': modern('REGION', 'region', 'the region requests are signed for'),
+  '-aws-access-key-file': modern('FILE', 'access-key-file', 'the AWS access key id, from FILE'),
+  '-aws-secret-key-file': modern('FILE', 'secret-key-file', 'the AWS secret access key, from FILE'),
+  '-tag': { kind: 'tag', arg: 'NAME VALUE', does: "a tag on the annex's instances (repeatable)" },
+  '-owner': value('USER,USER…', "the HTCondor users whose jobs may run (annex's --owner)", (v, out) => {
+    out.args.push('--owner', v);
+  }),
+  '-no-owner': flag("any user of the pool may run jobs (annex's --no-owner)", (out) =>
+    out.args.push('--no-owner'),
+  ),
+  '-yes': flag('do not ask before creating', (out) => out.args.push('--yes')),
+  '-status': flag('show the annex (with -annex-name) or all of yours', (out) => {
     out.command = 'status';
   }),
-  '-check-setup': flag((out) => {
+  '-classad': flag("print JSON (annex's --json)", (out) => out.args.push('--json')),
+  '-check-setup': flag('check the setup (annex check-setup)', (out) => {
     out.command = 'check-setup';
   }),
-  '-help': flag((out) => {
+  '-debug': flag('log each request on stderr', (out) => out.args.push('--debug')),
+  '-help': flag('this help', (out) => {
     out.command = 'help';
   }),
   // condor_annex sized a Spot Fleet in slots (its TargetCapacity); one instance per unit here.
-  '-slots': value((v, out) => {
+  '-slots': value('N', "a Spot Fleet of N instances (overrides a config's TargetCapacity)", (v, out) => {
     out.count = v;
     out.fleet = true;
   }),
-  '-aws-spot-fleet': flag((out) => {
-    out.fleet = true;
-  }),
-  '-aws-spot-fleet-config-file': value((v, out) => {
-    out.fleet = true;
-    out.fleetConfig = v;
-    out.args.push('--spot-fleet-config', v);
-  }),
+  '-aws-spot-fleet': flag(
+    'spot instances of the -aws-on-demand-instance-type(s), in one EC2 Fleet',
+    (out) => {
+      out.fleet = true;
+    },
+  ),
+  '-aws-spot-fleet-config-file': value(
+    'FILE',
+    "a Spot Fleet request config (- for stdin; annex's --spot-fleet-config)",
+    (v, out) => {
+      out.fleet = true;
+      out.fleetConfig = v;
+      out.args.push('--spot-fleet-config', v);
+    },
+  ),
   '-aws-spot-fleet-lease-function-arn': managed('lease expiry'),
-  '-owner': value((v, out) => {
-    out.args.push('--owner', v);
-  }),
-  '-no-owner': flag((out) => out.args.push('--no-owner')),
   '-setup': refuse(
     0,
     'is not needed: an administrator deploys the control plane once (serverless deploy)',
@@ -133,11 +165,26 @@ const CONDOR_OPTIONS: Record<string, Handler> = {
   '-aws-on-demand-instance-profile-arn': managed('the instance profile'),
 };
 
+/** condor_annex's arguments (words, not options). */
+export const CONDOR_ARGUMENTS: Record<'status' | 'off', string> = {
+  status: 'the same as -status',
+  off: 'with -annex-name: condor_off -master -annex NAME (annex off)',
+};
+
+/** The option table as rows: spelling with its argument, and what it does. */
+export const condorOptionRows = (): [string, string][] => [
+  ...Object.entries(CONDOR_OPTIONS).map(([name, option]): [string, string] => [
+    option.arg === undefined ? name : `${name} ${option.arg}`,
+    option.does,
+  ]),
+  ...Object.entries(CONDOR_ARGUMENTS),
+];
+
 /** Whether a command line is written in condor_annex's style (it uses one of its options). */
 export const isCondorStyle = (argv: readonly string[]): boolean => {
   for (const token of argv) {
     if (token === '--') return false;
-    if (token in CONDOR_OPTIONS) return true;
+    if (Object.hasOwn(CONDOR_OPTIONS, token)) return true;
   }
   return false;
 };
@@ -160,7 +207,7 @@ export const translateCondorArgs = (argv: readonly string[]): string[] => {
   const out: Translation = { args: [] };
   for (let i = 0; i < argv.length; i++) {
     const token = argv[i] ?? '';
-    const handler = CONDOR_OPTIONS[token];
+    const handler = Object.hasOwn(CONDOR_OPTIONS, token) ? CONDOR_OPTIONS[token] : undefined;
     if (handler !== undefined) {
       if (handler.kind === 'refuse') {
         throw usageError(`${token} ${handler.message}`, handler.hint);
@@ -169,20 +216,20 @@ export const translateCondorArgs = (argv: readonly string[]): string[] => {
         handler.to(out);
         continue;
       }
+      if (handler.kind === 'tag') {
+        const [tagName, tagValue] = [argv[i + 1], argv[i + 2]];
+        if (tagName === undefined || tagValue === undefined)
+          throw usageError('-tag needs a name and a value', 'for example -tag project gpu-2025');
+        if (tagName.includes('='))
+          throw usageError(`-tag ${JSON.stringify(tagName)}: a tag name cannot contain "="`);
+        out.args.push('--tag', `${tagName}=${tagValue}`);
+        i += 2;
+        continue;
+      }
       const v = argv[i + 1];
       if (v === undefined) throw usageError(`${token} needs a value`, 'see annex --help');
       i++;
       handler.to(v, out, token);
-      continue;
-    }
-    if (token === '-tag') {
-      const [tagName, tagValue] = [argv[i + 1], argv[i + 2]];
-      if (tagName === undefined || tagValue === undefined)
-        throw usageError('-tag needs a name and a value', 'for example -tag project gpu-2025');
-      if (tagName.includes('='))
-        throw usageError(`-tag ${JSON.stringify(tagName)}: a tag name cannot contain "="`);
-      out.args.push('--tag', `${tagName}=${tagValue}`);
-      i += 2;
       continue;
     }
     if (token.startsWith('--')) {
@@ -194,8 +241,8 @@ export const translateCondorArgs = (argv: readonly string[]): string[] => {
       }
       continue;
     }
-    if (token === 'status' || token === 'off') {
-      out.command = token;
+    if (Object.hasOwn(CONDOR_ARGUMENTS, token)) {
+      out.command = token as keyof typeof CONDOR_ARGUMENTS;
       continue;
     }
     if (token.startsWith('-') && token.length > 2) {

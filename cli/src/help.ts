@@ -1,5 +1,6 @@
 /** Help text, generated from the command table. Kept free of anything slow: `annex --help` must start fast. */
 import { COMMANDS, GLOBAL_OPTIONS, findCommand, type OptionSpec } from './args.ts';
+import { condorOptionRows } from './condor.ts';
 
 const optionLines = (options: Record<string, OptionSpec>): string[] => {
   const entries = Object.entries(options).map(([name, spec]) => {
@@ -34,8 +35,7 @@ condor_annex's options work too and map onto the commands above, for example
   annex -count 1 -annex-name ToddsGPU -aws-on-demand-instance-type p2.xlarge
   annex -annex-name ToddsGPU -duration 2        (reset the lease to end in 2 hours)
   annex -status · annex -check-setup · annex -annex-name ToddsGPU off
--duration and -idle are decimal hours; -tag NAME VALUE; -yes. Spot (-slots, -aws-spot-fleet-*) and
--owner/-no-owner are not supported yet and are refused.
+annex help condor_annex lists every condor_annex option and what it becomes.
 
 Setup: annex configure --endpoint URL (or ANNEX_API_URL); credentials come from the AWS default chain
 (environment, --profile/AWS_PROFILE, SSO, instance role). Requests are SigV4-signed.
@@ -43,7 +43,20 @@ Exit codes: 0 ok, 1 failure, 2 usage, 3 not found, 4 conflict. annex help COMMAN
 `;
 };
 
+const condorHelp = (): string => {
+  const rows = condorOptionRows();
+  const width = Math.max(...rows.map(([option]) => option.length)) + 2;
+  return `condor_annex's command line works with annex in its place:
+  annex -count 1 -annex-name ToddsGPU -aws-on-demand-instance-type p2.xlarge
+
+${rows.map(([option, does]) => `  ${option.padEnd(width)}${does}`).join('\n')}
+
+annex's own --options may be mixed in; annex's commands (create, status, …) may not.
+`;
+};
+
 export const commandHelp = (topic: string): string | undefined => {
+  if (topic === 'condor_annex') return condorHelp();
   if (topic === 'pools') {
     return `Usage: annex pools list | set POOL … | check POOL
 

@@ -116,11 +116,6 @@ export const createInput = (identity: SlackIdentity, command: Extract<SlackComma
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
     const field = String(issue?.path[0] ?? 'command');
-    if (field === 'market')
-      throw validationError(
-        'spot',
-        'spot is not supported by this control plane yet; leave it out for on-demand',
-      );
     throw validationError(SLACK_FIELD[field] ?? field, issue?.message ?? 'invalid');
   }
   const body = parsed.data;

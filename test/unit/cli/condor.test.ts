@@ -1,7 +1,14 @@
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { parseCommandLine } from '../../../cli/src/args.ts';
-import { isCondorStyle, translateCondorArgs } from '../../../cli/src/condor.ts';
+import {
+  CONDOR_OPTIONS,
+  condorOptionRows,
+  isCondorStyle,
+  translateCondorArgs,
+} from '../../../cli/src/condor.ts';
 import { CliError } from '../../../cli/src/errors.ts';
+import { commandHelp, topHelp } from '../../../cli/src/help.ts';
 
 const refusal = (argv: string[]): CliError => {
   try {
@@ -226,5 +233,48 @@ describe('condor_annex command lines', () => {
     const e = refusal(argv);
     expect(e.exitCode).toBe(2);
     expect(e.message).toContain(message);
+  });
+});
+
+describe('the condor_annex option table', () => {
+  /** The rows of the README's table under the header `| condor_annex | in annex |`. */
+  const readmeRows = (): [string, string][] => {
+    const lines = readFileSync(new URL('../../../README.md', import.meta.url), 'utf8').split('\n');
+    const header = lines.findIndex((l) => /^\| condor_annex +\| in annex +\|$/.test(l));
+    expect(header).toBeGreaterThan(0);
+    const rows: [string, string][] = [];
+    for (const line of lines.slice(header + 2)) {
+      if (!line.startsWith('|')) break;
+      const [option = '', does = ''] = line
+        .split('|')
+        .slice(1, -1)
+        .map((c) => c.trim());
+      rows.push([option.replace(/^`|`$/g, ''), does]);
+    }
+    return rows;
+  };
+
+  it('is what the README lists, row for row', () => {
+    expect(readmeRows()).toEqual(condorOptionRows());
+  });
+
+  it('is what annex help condor_annex lists, and annex --help points there', () => {
+    const help = commandHelp('condor_annex') ?? '';
+
+    const lines = help.split('\n');
+    for (const [option, does] of condorOptionRows()) {
+      const line = lines.find((l) => l.startsWith(`  ${option} `));
+      expect(line?.slice(option.length + 2).trim()).toBe(does);
+    }
+    expect(topHelp('1.0.0')).toContain('annex help condor_annex');
+    expect(topHelp('1.0.0')).not.toMatch(/not supported yet/);
+  });
+
+  it('is what the parser reads: every option it lists is recognised, and refused ones say so', () => {
+    for (const [name, option] of Object.entries(CONDOR_OPTIONS)) {
+      expect(isCondorStyle([name])).toBe(true);
+      if (option.kind === 'refuse') expect(refusal([name, 'x']).message).toContain(name);
+    }
+    expect(isCondorStyle(['constructor'])).toBe(false);
   });
 });

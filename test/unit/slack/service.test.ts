@@ -1,7 +1,6 @@
 import { beforeEach, describe, expect, it } from 'vitest';
 import { createAnnex, deleteAnnex } from '../../../shared/domain/annexes.ts';
 import type { Caller } from '../../../shared/domain/model.ts';
-import { CreateAnnexBody } from '../../../shared/http/schemas.ts';
 import { SlackAuthError } from '../../../shared/slack/errors.ts';
 import type { SlackIdentity, SlackJob } from '../../../shared/slack/model.ts';
 import type { SlackSettings } from '../../../shared/slack/ports.ts';
@@ -166,25 +165,11 @@ describe('acknowledging a command', () => {
     expect(jobs.jobs).toEqual([]);
   });
 
-  it('maps spot to market spot when the API accepts it, and refuses it by name while it does not', async () => {
-    const apiHasSpot = CreateAnnexBody.safeParse({
-      name: 'x',
-      count: 1,
-      instanceTypes: ['m5.large'],
-      market: 'spot',
-    }).success;
-
+  it('maps spot to market spot', async () => {
     const { ack } = await run('create gpu count=1 type=m5.large spot');
 
-    if (apiHasSpot) {
-      expect(ack.text).toBe(WORKING);
-      expect((await store.findAnnexByName(alice.principalArn, 'gpu'))?.spec.market).toBe('spot');
-    } else {
-      expect(ack.text).toBe(
-        'spot: spot is not supported by this control plane yet; leave it out for on-demand',
-      );
-      expect(slackStore.writes).toEqual([]);
-    }
+    expect(ack.text).toBe(WORKING);
+    expect((await store.findAnnexByName(alice.principalArn, 'gpu'))?.spec.market).toBe('spot');
   });
 
   it('answers help without a mapping and without the worker', async () => {
