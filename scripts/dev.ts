@@ -176,22 +176,22 @@ In another terminal:
   source .annex/dev.env
 
   # create an annex of two on-demand instances
-  curl -sS ${sign} \\
+  curl -sS --fail-with-body ${sign} \\
     -H 'content-type: application/json' -H 'Idempotency-Key: demo-1' \\
     -d '{"name":"demo","count":2,"instanceTypes":["m5.large"],"durationSeconds":3600}' \\
     "$ANNEX_API_URL/v1/annexes"
 
   # see it, with its instances and events; then extend it, add a node, end it
-  curl -sS ${sign} "$ANNEX_API_URL/v1/annexes/demo"
-  curl -sS ${sign} -H 'content-type: application/json' -d '{"durationSeconds":7200}' "$ANNEX_API_URL/v1/annexes/demo/extend"
-  curl -sS ${sign} -H 'content-type: application/json' -d '{"count":1}' "$ANNEX_API_URL/v1/annexes/demo/instances"
-  curl -sS ${sign} -X DELETE "$ANNEX_API_URL/v1/annexes/demo"
+  curl -sS --fail-with-body ${sign} "$ANNEX_API_URL/v1/annexes/demo"
+  curl -sS --fail-with-body ${sign} -H 'content-type: application/json' -d '{"durationSeconds":7200}' "$ANNEX_API_URL/v1/annexes/demo/extend"
+  curl -sS --fail-with-body ${sign} -H 'content-type: application/json' -d '{"count":1}' "$ANNEX_API_URL/v1/annexes/demo/instances"
+  curl -sS --fail-with-body ${sign} -X DELETE "$ANNEX_API_URL/v1/annexes/demo"
 
   # the same with the annex CLI (condor_annex's spelling works too), then a spot annex
   npx annex -count 1 -annex-name ToddsGPU -aws-on-demand-instance-type p2.xlarge -yes
   npx annex status ToddsGPU
   npx annex create cheap -n 2 -t m5.large -t c5.large --spot --yes
-  npm run dev:event -- spot-warning <instance id>   # EC2's two-minute warning, as moto cannot send it
+  npm run dev:event -- spot-warning cheap   # EC2's two-minute warning to one of its instances (or give an instance id)
 
   # the same from Slack: a signed slash command, then what the Slack stand-in received
   npm run dev:slack -- "/annex create demo2 count=1 type=m5.large duration=1h"

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Makes sure everything the dev stack and the tests need is installed: node_modules, Java (for
-# DynamoDB Local) and a project-local Python venv with moto. Idempotent and quick when nothing is
-# missing; prints one line per install step it actually runs and the step's output only if it fails.
+# Makes sure everything the dev stack and the tests need is installed: node_modules, the built
+# `annex` CLI, Java (for DynamoDB Local) and a project-local Python venv with moto. Idempotent and
+# quick when nothing is missing; prints one line per install step it actually runs and the step's
+# output only if it fails.
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -48,6 +49,13 @@ apt_install() {
 # when the lockfile changed since the last install.
 if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   step "npm ci" npm ci --no-audit --no-fund
+fi
+
+# The `annex` command runs cli/dist (npm ci builds it through `prepare`): rebuild it when it is
+# missing or older than its sources, so every `npx annex` line works after `npm run dev` or `npm test`.
+cli_binary=cli/dist/annex.js
+if [ ! -f "$cli_binary" ] || [ -n "$(find cli/src cli/scripts cli/package.json -newer "$cli_binary" -print -quit)" ]; then
+  step "building the annex CLI (cli/dist)" npm run build
 fi
 
 if ! command -v java >/dev/null 2>&1; then
