@@ -622,6 +622,39 @@ describe('annex pools and check-setup', () => {
     expect(missing.body.checks.find((c) => c.name === 'pool')?.ok).toBe(false);
     expect(missing.body.checks.find((c) => c.name === 'collector')?.detail).toContain('skipped');
   });
+
+  it('names the setup step that is missing: configure, credentials, the user policy, a pool', async () => {
+    const failedAt = async (args: string[], env: Record<string, string | undefined>) => {
+      const result = await cli.json<{ checks: { name: string; ok: boolean; detail: string }[] }>(
+        ['check-setup', ...args],
+        { env },
+      );
+      expect(result.run.code).toBe(1);
+      return result.body.checks.find((c) => !c.ok);
+    };
+
+    expect(await failedAt([], { ANNEX_API_URL: undefined })).toMatchObject({
+      name: 'endpoint',
+      detail: expect.stringContaining('missing step: annex configure --endpoint URL'),
+    });
+    expect(
+      await failedAt([], { AWS_ACCESS_KEY_ID: undefined, AWS_SECRET_ACCESS_KEY: undefined }),
+    ).toMatchObject({
+      name: 'credentials',
+      detail: expect.stringContaining(
+        'missing step: AWS credentials of the IAM identity that has the AnnexUser policy',
+      ),
+    });
+    // A key the gateway does not know is refused as API Gateway refuses a caller without the policy.
+    expect(await failedAt([], { AWS_SECRET_ACCESS_KEY: 'not-the-secret-key-of-this-user' })).toMatchObject({
+      name: 'API',
+      detail: expect.stringContaining("missing step: attach the stack's AnnexUser policy"),
+    });
+    expect(await failedAt(['--pool', 'nope'], {})).toMatchObject({
+      name: 'pool',
+      detail: expect.stringContaining('missing step: register a pool (annex pools set POOL'),
+    });
+  });
 });
 
 describe('annex off and configure', () => {
