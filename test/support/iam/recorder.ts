@@ -2,8 +2,8 @@
  * Records every AWS SDK call a function makes while the integration and e2e suites run, for the
  * IAM evaluation (test/iam/recorded-calls.test.ts). The functions' clients are created inside
  * shared/aws, once per cold start, so the hook sits where every SDK v3 client sends: the shared
- * `Client.prototype.send` of @smithy/core (one copy in node_modules; a test checks that the
- * handlers' clients go through it). A call is attributed to the function whose invocation is
+ * `Client.prototype.send` of @smithy/core (one copy in node_modules: the evaluation fails when
+ * nothing was recorded). A call is attributed to the function whose invocation is
  * running (scripts/lib/invocation.ts); calls the tests make themselves belong to no function
  * and are not recorded.
  *
@@ -227,8 +227,3 @@ export function recordAwsCalls(options: RecordOptions): void {
     })();
   };
 }
-
-/** True when `client` sends through the recorder (the handlers' clients must). */
-export const sendsThroughRecorder = (client: object): boolean =>
-  (client as { send?: unknown }).send === smithyClient.prototype.send &&
-  (globalThis as { [INSTALLED]?: boolean })[INSTALLED] === true;

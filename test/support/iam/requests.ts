@@ -262,8 +262,7 @@ export function iamRequests(call: SdkCall, model: StackModel): IamRequest[] {
       const group = here(String(input.GroupName ?? 'default'));
       const arn = `arn:${partition}:scheduler:${region}:${account}:schedule/${group}/${String(input.Name)}`;
       switch (command) {
-        case 'CreateSchedule':
-        case 'UpdateSchedule': {
+        case 'CreateSchedule': {
           const roleArn = here(String(obj(input.Target).RoleArn ?? ''));
           return [
             { action: `scheduler:${command}`, resource: arn, context: {} },
@@ -275,7 +274,6 @@ export function iamRequests(call: SdkCall, model: StackModel): IamRequest[] {
           ];
         }
         case 'DeleteSchedule':
-        case 'GetSchedule':
           return [{ action: `scheduler:${command}`, resource: arn, context: {} }];
         case 'ListSchedules':
           return [{ action: 'scheduler:ListSchedules', resource: '*', context: {} }];
@@ -309,11 +307,8 @@ const DYNAMO_ACTIONS: Record<string, string> = {
   DeleteItem: 'DeleteItem',
   ConditionCheck: 'ConditionCheckItem',
   Query: 'Query',
-  Scan: 'Scan',
   BatchWrite: 'BatchWriteItem',
   BatchWriteItem: 'BatchWriteItem',
-  BatchGet: 'BatchGetItem',
-  BatchGetItem: 'BatchGetItem',
 };
 
 function dynamoRequests(command: string, input: Input, model: StackModel): IamRequest[] {
@@ -347,12 +342,7 @@ function dynamoRequests(command: string, input: Input, model: StackModel): IamRe
       context: leading.length === 0 ? {} : { 'dynamodb:LeadingKeys': [...new Set(leading)] },
     };
   };
-  if (
-    command === 'TransactWrite' ||
-    command === 'TransactWriteItems' ||
-    command === 'TransactGet' ||
-    command === 'TransactGetItems'
-  ) {
+  if (command === 'TransactWrite' || command === 'TransactWriteItems') {
     return asArray(input.TransactItems as Input[]).flatMap((item) =>
       Object.entries(item).map(([kind, op]) => {
         const action = DYNAMO_ACTIONS[kind];
@@ -364,7 +354,7 @@ function dynamoRequests(command: string, input: Input, model: StackModel): IamRe
   const action = DYNAMO_ACTIONS[command];
   if (action === undefined)
     throw new Error(`no IAM mapping for DynamoDB ${command}: add it to test/support/iam/requests.ts`);
-  if (action === 'BatchWriteItem' || action === 'BatchGetItem') {
+  if (action === 'BatchWriteItem') {
     const requests = Object.values(obj(input.RequestItems)).flatMap((rs) => asArray(rs as Input[]));
     const ops = requests.flatMap((r) => Object.values(r).map(obj));
     return [one(action, { TableName: Object.keys(obj(input.RequestItems))[0] }, ops.map(leadingKey))];
@@ -445,11 +435,7 @@ function ec2Requests(command: string, input: Input, facts: CallFacts, h: Ec2Help
   switch (command) {
     case 'DescribeInstances':
     case 'DescribeLaunchTemplates':
-    case 'DescribeLaunchTemplateVersions':
     case 'DescribeSpotPriceHistory':
-    case 'DescribeImages':
-    case 'DescribeSubnets':
-    case 'DescribeSecurityGroups':
       return [{ action: `ec2:${command}`, resource: '*', context: {} }];
     case 'TerminateInstances':
       return instances('ec2:TerminateInstances', input.InstanceIds);
