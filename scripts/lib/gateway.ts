@@ -21,6 +21,7 @@ import { pathToFileURL } from 'node:url';
 import { z } from 'zod';
 import { NodeSha256 } from '../../cli/src/sha256.ts';
 import type { DevUser } from './dev-users.ts';
+import { asInvocationOf } from './invocation.ts';
 import { defaultServerlessYmlPath, readServerlessYml, repoRoot } from './serverless-config.ts';
 
 export type { DevUser } from './dev-users.ts';
@@ -547,7 +548,10 @@ function httpResult(result: unknown): HttpResult {
 // ---------------------------------------------------------------------------------------------
 // Server
 
-/** Loads handlers as `<rootDir>/<module>.ts`, export `<name>` (needs tsx or vitest to import .ts). */
+/**
+ * Loads handlers as `<rootDir>/<module>.ts`, export `<name>` (needs tsx or vitest to import .ts),
+ * each invocation running as its function (`context.functionName`, see invocation.ts).
+ */
 export function moduleHandlerLoader(rootDir: string = repoRoot): HandlerLoader {
   return async (handlerPath) => {
     const dot = handlerPath.lastIndexOf('.');
@@ -556,7 +560,9 @@ export function moduleHandlerLoader(rootDir: string = repoRoot): HandlerLoader {
     const module = (await import(pathToFileURL(modulePath).href)) as Record<string, unknown>;
     const handler = module[exportName];
     if (typeof handler !== 'function') throw new Error(`${modulePath} has no function export ${exportName}`);
-    return handler as GatewayHandler;
+    const invoke = handler as GatewayHandler;
+    return (event, context, callback) =>
+      asInvocationOf(context?.functionName, () => invoke(event, context, callback));
   };
 }
 
