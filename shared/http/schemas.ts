@@ -10,20 +10,34 @@ const instanceType = z
   .string()
   .check(z.regex(/^[a-z][a-z0-9-]*\.[a-z0-9-]+$/, 'must be an EC2 instance type'));
 const seconds = (min: number, max: number) => z.int().check(z.gte(min), z.lte(max));
+// Each refinement below carries its JSON Schema counterpart (z.meta), so that docs/openapi.yaml,
+// generated from these schemas, refuses what the refinement refuses.
 const utf8Bytes = (max: number) =>
-  z.string().check(z.refine((s) => Buffer.byteLength(s, 'utf8') <= max, `must be at most ${max} bytes`));
+  z.string().check(
+    z.refine((s) => Buffer.byteLength(s, 'utf8') <= max, `must be at most ${max} bytes`),
+    z.meta({ maxLength: max }),
+  );
 
 const tagKey = z.string().check(
   z.minLength(1),
   z.maxLength(128),
   z.refine((k) => !/^(aws|annex):/i.test(k), 'keys starting with aws: or annex: are reserved'),
+  z.meta({ not: { pattern: '^([aA][wW][sS]|[aA][nN][nN][eE][xX]):' } }),
 );
-const tags = z
-  .record(tagKey, z.string().check(z.maxLength(256)))
-  .check(z.refine((t) => Object.keys(t).length <= 40, 'at most 40 tags'));
+const tags = z.record(tagKey, z.string().check(z.maxLength(256))).check(
+  z.refine((t) => Object.keys(t).length <= 40, 'at most 40 tags'),
+  z.meta({ maxProperties: 40 }),
+);
 
 const instanceTypes = z.array(instanceType).check(z.minLength(1), z.maxLength(10));
-const market = z.enum(['on-demand', 'spot', 'mixed']);
+export const market = z.enum(['on-demand', 'spot', 'mixed']);
+export const allocationStrategy = z.enum([
+  'price-capacity-optimized',
+  'capacity-optimized',
+  'lowest-price',
+  'diversified',
+]);
+export const capacityPolicy = z.enum(['keep', 'all-or-nothing']);
 const onDemandBaseCount = z.int().check(z.gte(0), z.lte(1000));
 const count = z.int().check(z.gte(1), z.lte(1000));
 const range = (max: number) =>
@@ -43,7 +57,7 @@ const typePattern = z
   .check(z.regex(/^[a-z0-9.*-]{1,30}$/, 'must be an instance type or a pattern like m5.*'));
 
 /** Hardware needs instead of instance types (EC2 attribute-based instance type selection). */
-const instanceRequirements = z
+export const instanceRequirements = z
   .strictObject({
     vCpus: z.strictObject({
       min: z.int().check(z.gte(1), z.lte(1024)),
@@ -67,6 +81,10 @@ const instanceRequirements = z
       message: 'give allowedInstanceTypes or excludedInstanceTypes, not both',
       path: ['excludedInstanceTypes'],
     }),
+    z.meta({
+      not: { required: ['allowedInstanceTypes', 'excludedInstanceTypes'] },
+      description: 'hardware needs instead of instance types (EC2 attribute-based instance type selection)',
+    }),
   );
 
 const condorUser = z
@@ -84,14 +102,12 @@ export const CreateAnnexBody = z.strictObject({
   instanceTypes: z.optional(instanceTypes),
   instanceRequirements: z.optional(instanceRequirements),
   market: z.optional(market),
-  allocationStrategy: z.optional(
-    z.enum(['price-capacity-optimized', 'capacity-optimized', 'lowest-price', 'diversified']),
-  ),
+  allocationStrategy: z.optional(allocationStrategy),
   maxPrice: z.optional(
     z.string().check(z.regex(/^\d{1,5}(\.\d{1,6})?$/, 'must be USD per hour, e.g. "0.05"')),
   ),
   onDemandBaseCount: z.optional(onDemandBaseCount),
-  capacityPolicy: z.optional(z.enum(['keep', 'all-or-nothing'])),
+  capacityPolicy: z.optional(capacityPolicy),
   /** condor_annex's -aws-spot-fleet-config-file; translated (or refused, field-named) by the domain. */
   spotFleetConfig: z.optional(
     z
@@ -125,6 +141,7 @@ export const CreateAnnexBody = z.strictObject({
         (n) => Math.abs(Math.round(n * 100) - n * 100) < 1e-6,
         'must be in USD with at most 2 decimals',
       ),
+      z.meta({ multipleOf: 0.01 }),
     ),
   ),
 });
@@ -139,6 +156,10 @@ export const ExtendAnnexBody = z
     z.refine((b) => (b.durationSeconds === undefined) !== (b.expiresAt === undefined), {
       message: 'give exactly one of durationSeconds or expiresAt',
       path: ['durationSeconds'],
+    }),
+    z.meta({
+      oneOf: [{ required: ['durationSeconds'] }, { required: ['expiresAt'] }],
+      description: 'exactly one of durationSeconds (from now) or expiresAt',
     }),
   );
 
