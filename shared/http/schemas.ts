@@ -2,6 +2,7 @@
 import * as z from 'zod/mini';
 import { CONDOR_USER, MAX_ALLOWED_USERS } from '../boot/condor-config.ts';
 import { MIN_DURATION_SECONDS } from '../domain/lease.ts';
+import { GPU_MANUFACTURERS } from '../domain/model.ts';
 import { MAX_REPLACEMENTS_LIMIT } from '../domain/replacement.ts';
 import { name } from './params.ts';
 
@@ -109,9 +110,7 @@ export const instanceRequirements = z
       })
       .check(minNotAboveMax()),
     gpus: z.optional(range(64)),
-    gpuManufacturers: z.optional(
-      z.array(z.enum(['nvidia', 'amd', 'amazon-web-services', 'xilinx', 'habana'])).check(z.minLength(1)),
-    ),
+    gpuManufacturers: z.optional(z.array(z.enum(GPU_MANUFACTURERS)).check(z.minLength(1))),
     instanceGenerations: z.optional(z.array(z.enum(['current', 'previous'])).check(z.minLength(1))),
     burstablePerformance: z.optional(z.enum(['included', 'excluded', 'required'])),
     allowedInstanceTypes: z.optional(z.array(typePattern).check(z.minLength(1), z.maxLength(400))),
