@@ -5,20 +5,14 @@
  * real handlers' answers against it.
  */
 import * as z from 'zod/mini';
+import { ANNEX_STATES } from '../domain/model.ts';
 import { allocationStrategy, capacityPolicy, instanceRequirements, market } from './schemas.ts';
 
 const time = z.iso.datetime({ offset: true });
 const described = <T extends z.ZodMiniType>(schema: T, description: string): T =>
   schema.check(z.describe(description)) as T;
 
-export const annexState = z.enum([
-  'REQUESTED',
-  'LAUNCHING',
-  'RUNNING',
-  'TERMINATING',
-  'TERMINATED',
-  'FAILED',
-]);
+export const annexState = z.enum(ANNEX_STATES);
 
 export const EndReason = described(
   z.enum(['user', 'expired', 'idle', 'boot-timeout', 'orphan', 'launch-failed', 'budget', 'interrupted']),
