@@ -7,6 +7,7 @@ export default tseslint.config(
       'node_modules/',
       '.venv/',
       '.venv-checkov/',
+      '.venv-schemathesis/',
       '.serverless/',
       '.esbuild/',
       'dist/',

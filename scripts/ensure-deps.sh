@@ -82,3 +82,17 @@ if [ ! -x "$venv/bin/moto_server" ] || [ ! -f "$stamp" ] || [ "$requirements" -n
     "$venv/bin/python" -m pip install --disable-pip-version-check --no-input -q -r "$requirements"
   touch "$stamp"
 fi
+# schemathesis, the API fuzzer (test/integration/schemathesis.test.ts): a venv of its own, as its
+# dependencies' pins are not moto's.
+st_requirements=scripts/requirements-schemathesis.txt
+st_venv=.venv-schemathesis
+st_stamp="$st_venv/.requirements.stamp"
+if [ -d "$st_venv" ] && ! "$st_venv/bin/python" -c '' >/dev/null 2>&1; then
+  rm -rf "$st_venv"
+fi
+if [ ! -x "$st_venv/bin/schemathesis" ] || [ ! -f "$st_stamp" ] || [ "$st_requirements" -nt "$st_stamp" ]; then
+  [ -x "$st_venv/bin/python" ] || step "creating Python venv $st_venv" python3 -m venv "$st_venv"
+  step "pip install -r $st_requirements" \
+    "$st_venv/bin/python" -m pip install --disable-pip-version-check --no-input -q -r "$st_requirements"
+  touch "$st_stamp"
+fi

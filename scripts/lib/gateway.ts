@@ -239,8 +239,11 @@ export interface SignedFetchOptions {
   signingDate?: Date;
 }
 
-/** `fetch` with a SigV4 signature for API Gateway (service `execute-api`), as an SDK would send it. */
-export async function signedFetch(url: string | URL, options: SignedFetchOptions): Promise<Response> {
+/** A request signed for API Gateway (service `execute-api`) as an SDK would sign it: what to send. */
+export async function signRequest(
+  url: string | URL,
+  options: SignedFetchOptions,
+): Promise<{ url: URL; method: string; headers: Record<string, string> }> {
   const target = new URL(url);
   const method = (options.method ?? 'GET').toUpperCase();
   const headers: Record<string, string> = { host: target.host };
@@ -265,9 +268,15 @@ export async function signedFetch(url: string | URL, options: SignedFetchOptions
     options.signingDate === undefined ? {} : { signingDate: options.signingDate },
   );
   const { host: _host, ...sendHeaders } = signed.headers;
-  return fetch(target, {
-    method,
-    headers: sendHeaders,
+  return { url: target, method, headers: sendHeaders };
+}
+
+/** `fetch` with a SigV4 signature for API Gateway (service `execute-api`), as an SDK would send it. */
+export async function signedFetch(url: string | URL, options: SignedFetchOptions): Promise<Response> {
+  const signed = await signRequest(url, options);
+  return fetch(signed.url, {
+    method: signed.method,
+    headers: signed.headers,
     ...(options.body === undefined ? {} : { body: options.body }),
   });
 }
@@ -624,12 +633,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     const match = matchRoute(routes, method, rawPath);
     if (match === undefined) {
       request.resume();
-      sendJson(
-        response,
-        404,
-        { error: { code: 'NotFound', message: `No route for ${method} ${rawPath}` } },
-        requestId,
-      );
+      // API Gateway's own answer when no route matches (any method it has no route for, too).
+      sendJson(response, 404, { message: 'Not Found' }, requestId);
       return done(404);
     }
     const body = await readBody(request);

@@ -276,7 +276,8 @@ export const createAnnex = async (
   const now = deps.clock.now();
   const request = resolveCreate(input);
   if (request.count > deps.settings.maxInstancesPerAnnex) {
-    throw validationError('count', `at most ${deps.settings.maxInstancesPerAnnex} instances per annex`);
+    const max = deps.settings.maxInstancesPerAnnex;
+    throw limitExceeded(`count: at most ${max} instances per annex`, 'count');
   }
   const { expiresAt } = leaseExpiry(
     now,
@@ -286,7 +287,7 @@ export const createAnnex = async (
   const imageId = request.imageId ?? deps.launch.defaultImageId;
   if (imageId === undefined) throw validationError('imageId', 'required: no default image is configured');
   const pool = await deps.store.getPool(input.pool, caller.principalArn);
-  if (pool === undefined) throw validationError('pool', `no pool named ${input.pool} is registered for you`);
+  if (pool === undefined) throw notFound(`pool: no pool named ${input.pool} is registered for you`, 'pool');
 
   const spec: LaunchSpec = {
     market: request.market,

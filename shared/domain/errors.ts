@@ -13,7 +13,7 @@ export type AnnexErrorCode =
 
 export class AnnexError extends Error {
   readonly code: AnnexErrorCode;
-  /** The request field a ValidationError is about (dotted path), when there is one. */
+  /** The request field the error is about (dotted path), when there is one. */
   readonly field?: string;
 
   constructor(code: AnnexErrorCode, message: string, options?: { field?: string; cause?: unknown }) {
@@ -27,13 +27,17 @@ export class AnnexError extends Error {
 export const validationError = (field: string, message: string): AnnexError =>
   new AnnexError('ValidationError', `${field}: ${message}`, { field });
 
-export const notFound = (message: string): AnnexError => new AnnexError('NotFound', message);
+/** `field`: the request field that names what is missing (e.g. a pool named in a body). */
+export const notFound = (message: string, field?: string): AnnexError =>
+  new AnnexError('NotFound', message, field === undefined ? undefined : { field });
 
 export const conflict = (message: string): AnnexError => new AnnexError('Conflict', message);
 
 export const forbidden = (message: string): AnnexError => new AnnexError('Forbidden', message);
 
-export const limitExceeded = (message: string): AnnexError => new AnnexError('LimitExceeded', message);
+/** `field`: the request field a configured limit refuses, when there is one. */
+export const limitExceeded = (message: string, field?: string): AnnexError =>
+  new AnnexError('LimitExceeded', message, field === undefined ? undefined : { field });
 
 export const upstreamUnavailable = (message: string, cause?: unknown): AnnexError =>
   new AnnexError('UpstreamUnavailable', message, { cause });

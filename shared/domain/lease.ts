@@ -1,6 +1,6 @@
 /** Lease rules: the state machine, lease arithmetic and the identifiers derived from a lease. */
 import { createHash, randomBytes } from 'node:crypto';
-import { validationError, conflict } from './errors.ts';
+import { conflict, limitExceeded, validationError } from './errors.ts';
 import type { Annex, AnnexState, LaunchSpec } from './model.ts';
 
 /** condor_annex's defaults: a 50-minute lease, 15 minutes of idleness. */
@@ -59,7 +59,7 @@ export const leaseExpiry = (
     throw validationError(field, `the lease must last at least ${MIN_DURATION_SECONDS} seconds from now`);
   }
   if (durationSeconds > maxDurationSeconds) {
-    throw validationError(field, `the lease may last at most ${maxDurationSeconds} seconds from now`);
+    throw limitExceeded(`${field}: the lease may last at most ${maxDurationSeconds} seconds from now`, field);
   }
   return { expiresAt, durationSeconds };
 };

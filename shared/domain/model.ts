@@ -22,12 +22,16 @@ export type AllocationStrategy =
 /** What to do when EC2 gives a batch fewer instances than asked for. */
 export type CapacityPolicy = 'keep' | 'all-or-nothing';
 
+/** EC2's accelerator manufacturers, as an annex's hardware needs name them. */
+export const GPU_MANUFACTURERS = ['nvidia', 'amd', 'amazon-web-services', 'xilinx', 'habana'] as const;
+export type GpuManufacturer = (typeof GPU_MANUFACTURERS)[number];
+
 /** Hardware needs instead of instance types (EC2 attribute-based instance type selection). */
 export interface InstanceRequirements {
   vCpus: { min: number; max?: number };
   memoryMiB: { min: number; max?: number };
   gpus?: { min?: number; max?: number };
-  gpuManufacturers?: string[];
+  gpuManufacturers?: GpuManufacturer[];
   instanceGenerations?: ('current' | 'previous')[];
   burstablePerformance?: 'included' | 'excluded' | 'required';
   allowedInstanceTypes?: string[];

@@ -18,7 +18,13 @@
  * in every subnet (or zone) named anywhere in the config.
  */
 import { validationError } from './errors.ts';
-import type { AllocationStrategy, InstanceRequirements, Market } from './model.ts';
+import {
+  GPU_MANUFACTURERS,
+  type AllocationStrategy,
+  type GpuManufacturer,
+  type InstanceRequirements,
+  type Market,
+} from './model.ts';
 
 export interface SpotFleetLaunch {
   market: Market;
@@ -190,7 +196,8 @@ const rangeOf = (v: unknown, field: string, required: boolean): { min?: number; 
   };
 };
 
-const GPU_MANUFACTURERS = new Set(['nvidia', 'amd', 'amazon-web-services', 'xilinx', 'habana']);
+const isGpuManufacturer = (m: string): m is GpuManufacturer =>
+  (GPU_MANUFACTURERS as readonly string[]).includes(m);
 
 /** EC2's InstanceRequirements (the parts Annex takes) as the annex's hardware needs. */
 const requirementsFrom = (v: unknown, field: string): InstanceRequirements => {
@@ -222,11 +229,9 @@ const requirementsFrom = (v: unknown, field: string): InstanceRequirements => {
     r[key] === undefined
       ? undefined
       : array(r[key], `${field}.${key}`).map((x, i) => text(x, `${field}.${key}[${i}]`, pattern, 'valid'));
-  const manufacturers = strings('AcceleratorManufacturers');
-  manufacturers?.forEach((m, i) => {
-    if (!GPU_MANUFACTURERS.has(m))
-      refuse(`${field}.AcceleratorManufacturers[${i}]`, 'is not a GPU manufacturer');
-  });
+  const manufacturers = strings('AcceleratorManufacturers')?.map((m, i) =>
+    isGpuManufacturer(m) ? m : refuse(`${field}.AcceleratorManufacturers[${i}]`, 'is not a GPU manufacturer'),
+  );
   const generations = strings('InstanceGenerations');
   generations?.forEach((g, i) => {
     if (g !== 'current' && g !== 'previous')

@@ -73,3 +73,29 @@ export const annexRefOf = (value: string | undefined): SlackAnnexRef => {
   }
   return parseAs(AnnexRefValue, parsed, 'actions.0.value');
 };
+
+/** The interaction form: Slack's block_actions payload, as JSON in one field. */
+export const InteractionForm = z.object({
+  payload: z
+    .string()
+    .check(z.describe("Slack's block_actions payload (JSON); the button's value names the annex")),
+});
+
+/** A Slack user's mapping as the admin routes answer it. */
+export const SlackUser = z.object({
+  teamId: z.string(),
+  userId: z.string(),
+  principalArn: z.string(),
+  pools: z.array(z.string()),
+  updatedAt: z.iso.datetime({ offset: true }),
+  updatedBy: z.string().check(z.describe('the administrator who wrote the mapping')),
+});
+export const SlackUserEnvelope = z.object({ slackUser: SlackUser });
+
+/** A Slack message (Block Kit), as the Slack routes answer it. */
+export const SlackMessageBody = z.object({
+  text: z.string(),
+  response_type: z.optional(z.enum(['ephemeral', 'in_channel'])),
+  replace_original: z.optional(z.boolean()),
+  blocks: z.optional(z.array(z.record(z.string(), z.unknown()))),
+});

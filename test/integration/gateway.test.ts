@@ -120,11 +120,11 @@ describe('routes', () => {
     expect(gateway.routes).toEqual(routes);
   });
 
-  it('answers an unknown route with 404 NotFound and invokes nothing', async () => {
+  it('answers an unknown route with API Gateway’s 404 {"message":"Not Found"} and invokes nothing', async () => {
     const response = await get('/v1/nowhere');
 
     expect(response.status).toBe(404);
-    expect(await response.json()).toMatchObject({ error: { code: 'NotFound' } });
+    expect(await response.json()).toEqual({ message: 'Not Found' });
     expect(invocations).toEqual([]);
   });
 

@@ -10,6 +10,9 @@
 //   DescribeParameters iterates its parameters while another request deletes one, and answers
 //   HTTP 500). With `oneRequestAtATime`, requests reach moto one at a time (AWS is thread-safe; the
 //   races under test are between the callers' calls, which still interleave freely).
+// - CreateFleet with InstanceRequirements overrides (attribute-based type selection): moto has no
+//   instance type catalogue and answers HTTP 500. With `fleetRequirementsType`, each such override
+//   is given that instance type, as EC2 would pick one that meets the requirements.
 //
 // Everything else of every service passes through untouched.
 import { createServer, type IncomingMessage } from 'node:http';
@@ -38,7 +41,22 @@ export interface MotoShim {
 
 export interface MotoShimOptions {
   oneRequestAtATime?: boolean;
+  /** The instance type EC2 "picks" for a CreateFleet override that gives InstanceRequirements. */
+  fleetRequirementsType?: string;
 }
+
+/** A CreateFleet form with `type` set on each override that gives InstanceRequirements only. */
+const withRequirementsType = (form: URLSearchParams, type: string): Buffer => {
+  const overrides = new Set<string>();
+  for (const key of form.keys()) {
+    const override = /^(LaunchTemplateConfigs\.\d+\.Overrides\.\d+)\.InstanceRequirements\./.exec(key)?.[1];
+    if (override !== undefined) overrides.add(override);
+  }
+  for (const override of overrides) {
+    if (!form.has(`${override}.InstanceType`)) form.set(`${override}.InstanceType`, type);
+  }
+  return Buffer.from(form.toString());
+};
 
 const HOP_BY_HOP = new Set(['host', 'connection', 'content-length', 'transfer-encoding', 'keep-alive']);
 
@@ -93,10 +111,14 @@ export async function startMotoShim(target: string, options: MotoShimOptions = {
 
   const server = createServer((req, res) => {
     void (async () => {
-      const body = await readBody(req);
+      const received = await readBody(req);
       const form = /x-www-form-urlencoded/.test(req.headers['content-type'] ?? '')
-        ? new URLSearchParams(body.toString('utf8'))
+        ? new URLSearchParams(received.toString('utf8'))
         : undefined;
+      const body =
+        form?.get('Action') === 'CreateFleet' && options.fleetRequirementsType !== undefined
+          ? withRequirementsType(form, options.fleetRequirementsType)
+          : received;
       let reply: Promise<Reply>;
       if (form?.get('Action') === 'RunInstances') {
         const clientToken = form.get('ClientToken') ?? undefined;

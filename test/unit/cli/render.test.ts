@@ -39,6 +39,7 @@ const annex: Annex = {
   state: 'RUNNING',
   market: 'on-demand',
   instanceTypes: ['p2.xlarge'],
+  capacityPolicy: 'keep',
   imageId: 'ami-12345678',
   subnetIds: [],
   securityGroupIds: [],

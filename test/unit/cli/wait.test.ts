@@ -11,6 +11,7 @@ const annex = (state: Annex['state'], requestedCount = 2): Annex => ({
   state,
   market: 'on-demand',
   instanceTypes: ['m5.large'],
+  capacityPolicy: 'keep',
   imageId: 'ami-12345678',
   subnetIds: [],
   securityGroupIds: [],
@@ -24,16 +25,18 @@ const annex = (state: Annex['state'], requestedCount = 2): Annex => ({
   version: 1,
 });
 
-const instance = (id: string, state = 'running', extra: Partial<Instance> = {}): Instance => ({
-  instanceId: id,
-  batch: 1,
-  instanceType: 'm5.large',
-  market: 'on-demand',
-  state,
-  launchedAt: '2025-06-01T12:00:00.000Z',
-  updatedAt: '2025-06-01T12:00:00.000Z',
-  ...extra,
-});
+// Without lastHeartbeatAt unless `extra` gives it: as an API from before heartbeats answered.
+const instance = (id: string, state: Instance['state'] = 'running', extra: Partial<Instance> = {}) =>
+  ({
+    instanceId: id,
+    batch: 1,
+    instanceType: 'm5.large',
+    market: 'on-demand',
+    state,
+    launchedAt: '2025-06-01T12:00:00.000Z',
+    updatedAt: '2025-06-01T12:00:00.000Z',
+    ...extra,
+  }) as Instance;
 
 /** Answers GETs from a list; the last answer repeats. A fake clock advances by each sleep. */
 const sequence = (details: AnnexDetail[]) => {
@@ -149,7 +152,7 @@ describe('waitForInstances', () => {
   });
 
   it('fails at once when the annex ends or fails while it waits, with the last event', async () => {
-    const failed = { ...annex('FAILED'), endReason: 'launch-failed' };
+    const failed: Annex = { ...annex('FAILED'), endReason: 'launch-failed' };
     const s = sequence([
       {
         annex: failed,

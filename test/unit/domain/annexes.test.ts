@@ -80,14 +80,14 @@ describe('createAnnex', () => {
     expect(await store.listInstances(annex.id)).toHaveLength(2);
   });
 
-  it('refuses an unknown pool naming the field, and writes nothing', async () => {
-    await expectAnnexError(createAnnex(deps, alice, input({ pool: 'nope' })), 'ValidationError', 'pool');
+  it('refuses an unknown pool as NotFound naming the field, and writes nothing', async () => {
+    await expectAnnexError(createAnnex(deps, alice, input({ pool: 'nope' })), 'NotFound', 'pool');
     expect(store.annexes.size).toBe(0);
     expect(compute.launches()).toBe(0);
   });
 
-  it('refuses more instances than the configured maximum, and writes nothing', async () => {
-    await expectAnnexError(createAnnex(deps, alice, input({ count: 11 })), 'ValidationError', 'count');
+  it('refuses more instances than the configured maximum as LimitExceeded (422), and writes nothing', async () => {
+    await expectAnnexError(createAnnex(deps, alice, input({ count: 11 })), 'LimitExceeded', 'count');
     expect(store.annexes.size).toBe(0);
   });
 

@@ -29,9 +29,12 @@ describe('leaseExpiry', () => {
     expect(() => leaseExpiry(now, { durationSeconds: 59 }, WEEK)).toThrow(/durationSeconds/);
   });
 
-  it('refuses a lease longer than the configured maximum', () => {
+  it('refuses a lease longer than the configured maximum as LimitExceeded, naming the field', () => {
     expect(() => leaseExpiry(now, { durationSeconds: 3601 }, 3600)).toThrow(
       /durationSeconds: .*at most 3600/,
+    );
+    expect(() => leaseExpiry(now, { durationSeconds: 3601 }, 3600)).toThrow(
+      expect.objectContaining({ code: 'LimitExceeded', field: 'durationSeconds' }),
     );
   });
 

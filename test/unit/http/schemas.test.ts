@@ -106,6 +106,7 @@ describe('CreateAnnexBody', () => {
     [{ maxSpend: 0 }, 'maxSpend'],
     [{ maxSpend: -5 }, 'maxSpend'],
     [{ maxSpend: 0.001 }, 'maxSpend'],
+    [{ maxSpend: 5e-324 }, 'maxSpend'],
     [{ maxSpend: 1_000_000.01 }, 'maxSpend'],
     [{ maxSpend: '10' }, 'maxSpend'],
   ])('refuses %j naming %s', (extra, expected) => {
