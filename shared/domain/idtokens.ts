@@ -11,7 +11,7 @@
  *     (HTCondor refuses a token without one) and `scope`.
  * A token without `scope` carries every right of its identity: this module never mints one.
  */
-import { createHmac, hkdfSync, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHmac, hkdfSync, timingSafeEqual } from 'node:crypto';
 
 /** The key name of the pool signing key (SEC_TOKEN_POOL_SIGNING_KEY_FILE). */
 export const POOL_KEY_ID = 'POOL';
@@ -55,7 +55,10 @@ export interface MintInput {
   issuedAt: Date;
   expiresAt: Date;
   authorizations: readonly string[];
-  /** Tests: a fixed jti. */
+  /**
+   * Default: derived from the key, subject, iat and exp, so the same token can be minted again
+   * (re-sent) without keeping it anywhere; unique per identity and issue time.
+   */
   jti?: string;
 }
 
@@ -82,18 +85,24 @@ export const mintToken = (input: MintInput): MintedToken => {
     throw new Error('an IDTOKEN without scope would carry every right of its identity');
   }
   const kid = input.kid ?? POOL_KEY_ID;
+  const key = tokenSigningKey(Buffer.from(input.key, 'utf8'), kid);
+  const exp = seconds(input.expiresAt);
+  const iat = seconds(input.issuedAt);
   const claims: TokenClaims = {
-    exp: seconds(input.expiresAt),
-    iat: seconds(input.issuedAt),
+    exp,
+    iat,
     iss: input.trustDomain,
-    jti: input.jti ?? randomBytes(16).toString('hex'),
+    jti:
+      input.jti ??
+      createHmac('sha256', key)
+        .update(`annex jti\n${input.subject}\n${iat}\n${exp}`)
+        .digest('hex')
+        .slice(0, 32),
     scope: input.authorizations.map((a) => `condor:/${a}`).join(' '),
     sub: input.subject,
   };
   const signingInput = `${b64url(condorJson({ alg: 'HS256', kid }))}.${b64url(condorJson(claims))}`;
-  const signature = createHmac('sha256', tokenSigningKey(Buffer.from(input.key, 'utf8'), kid))
-    .update(signingInput)
-    .digest();
+  const signature = createHmac('sha256', key).update(signingInput).digest();
   return { token: `${signingInput}.${b64url(signature)}`, claims };
 };
 
