@@ -263,7 +263,7 @@ const issueToken = async (
   deps.log.info('IDTOKEN issued', {
     instanceId,
     annexId: annex.id,
-    tokenId: claims.jti,
+    jti: claims.jti,
     expiresAt: issued.expiresAt,
   });
   return issued;
