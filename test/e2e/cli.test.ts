@@ -588,6 +588,43 @@ describe('annex pools and check-setup', () => {
     ]);
     const human = await cli.run(['check-setup', '--pool', 'lab']);
     expect(human.stdout).toContain(`✓ collector   collector 127.0.0.1:${port} is reachable from the cloud`);
+    // A password pool works, with a warning: its secret is on every annex machine.
+    expect(human.stdout).toMatch(
+      /✓ pool .*password credential \(warning: a password pool hands its pool-wide secret/,
+    );
+    const again = await cli.run([
+      'pools',
+      'set',
+      'lab',
+      '--collector',
+      `127.0.0.1:${port}`,
+      '--password-file',
+      passwordFile,
+    ]);
+    expect(again.stderr).toContain(
+      'warning: a password pool hands its pool-wide secret to every annex machine',
+    );
+    expect(again.stderr).toContain('--token-key-file');
+  });
+
+  it('registers an IDTOKENS pool without the password warning', async () => {
+    const keyFile = join(cli.home, 'pool-signing-key');
+    writeFileSync(keyFile, 'a-lab-signing-key\n');
+    const set = await cli.run([
+      'pools',
+      'set',
+      'tokens-lab',
+      '--collector',
+      '127.0.0.1:9618',
+      '--token-key-file',
+      keyFile,
+    ]);
+    expect(set.code).toBe(0);
+    expect(set.stderr).not.toContain('warning');
+    const human = await cli.run(['check-setup', '--pool', 'tokens-lab']);
+    expect(human.stdout).toMatch(
+      /✓ pool +tokens-lab \(private\): collector 127\.0\.0\.1:9618, idtokens-signing-key credential\n/,
+    );
   });
 
   it('fails check-setup when the collector cannot be reached, saying which check failed', async () => {

@@ -7,7 +7,7 @@ import type { Context } from '../context.ts';
 import { CliError, asCliError, errorLine } from '../errors.ts';
 import { checkText } from '../render.ts';
 import type { Pool } from '../types.ts';
-import { checkPool } from './pools.ts';
+import { checkPool, PASSWORD_POOL_WARNING } from './pools.ts';
 
 export interface SetupCheck {
   name: string;
@@ -70,7 +70,8 @@ export const run = async (ctx: Context): Promise<number> => {
             hint: 'see annex pools list; register one with annex pools set, or pick one with --pool',
           });
         }
-        return `${pool.name} (${pool.scope}): collector ${pool.collectorHost}:${pool.collectorPort}, ${pool.credentialType} credential`;
+        const about = `${pool.name} (${pool.scope}): collector ${pool.collectorHost}:${pool.collectorPort}, ${pool.credentialType} credential`;
+        return pool.credentialType === 'password' ? `${about} (warning: ${PASSWORD_POOL_WARNING})` : about;
       },
     },
     {
