@@ -10,8 +10,7 @@ import { readDeps } from './deps.ts';
 import { SsmSecretStore } from './secrets.ts';
 
 let report: InstanceReportDeps | undefined;
-let heartbeat: HeartbeatDeps | undefined;
-let bootstrap: BootstrapDeps | undefined;
+let withSecrets: (BootstrapDeps & HeartbeatDeps) | undefined;
 
 /** Interruption: DynamoDB only. */
 export const instanceReportDeps = (): InstanceReportDeps => {
@@ -22,11 +21,11 @@ export const instanceReportDeps = (): InstanceReportDeps => {
   return report;
 };
 
-/** Heartbeat: DynamoDB, and the annex's credential copy in SSM to renew an IDTOKEN. */
-export const heartbeatDeps = (): HeartbeatDeps => {
-  if (heartbeat === undefined) {
+/** DynamoDB and the annex's credential copy in SSM. */
+const secretDeps = (): BootstrapDeps & HeartbeatDeps => {
+  if (withSecrets === undefined) {
     const { store, clock, log, settings } = readDeps();
-    heartbeat = {
+    withSecrets = {
       store,
       clock,
       log,
@@ -34,20 +33,11 @@ export const heartbeatDeps = (): HeartbeatDeps => {
       secrets: new SsmSecretStore(new SSMClient({}), settings.stage),
     };
   }
-  return heartbeat;
+  return withSecrets;
 };
 
-/** Bootstrap: DynamoDB and the annex's credential copy in SSM. */
-export const bootstrapDeps = (): BootstrapDeps => {
-  if (bootstrap === undefined) {
-    const { store, clock, log, settings } = readDeps();
-    bootstrap = {
-      store,
-      clock,
-      log,
-      instances: instanceSettings(),
-      secrets: new SsmSecretStore(new SSMClient({}), settings.stage),
-    };
-  }
-  return bootstrap;
-};
+/** Bootstrap: the pool password, or the key an IDTOKEN is minted from. */
+export const bootstrapDeps = (): BootstrapDeps => secretDeps();
+
+/** Heartbeat: the key a renewed IDTOKEN is minted from. */
+export const heartbeatDeps = (): HeartbeatDeps => secretDeps();

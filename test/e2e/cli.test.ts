@@ -542,7 +542,7 @@ describe('annex pools and check-setup', () => {
     const passwordFile = join(cli.home, 'pool-password');
     writeFileSync(passwordFile, 'a-lab-pool-password\n');
 
-    const set = await cli.json<{ pool: Record<string, unknown> }>([
+    const setLab = [
       'pools',
       'set',
       'lab',
@@ -550,7 +550,8 @@ describe('annex pools and check-setup', () => {
       `127.0.0.1:${port}`,
       '--password-file',
       passwordFile,
-    ]);
+    ];
+    const set = await cli.json<{ pool: Record<string, unknown> }>(setLab);
     expect(set.run.code).toBe(0);
     expect(set.body.pool).toMatchObject({
       name: 'lab',
@@ -592,15 +593,7 @@ describe('annex pools and check-setup', () => {
     expect(human.stdout).toMatch(
       /✓ pool .*password credential \(warning: a password pool hands its pool-wide secret/,
     );
-    const again = await cli.run([
-      'pools',
-      'set',
-      'lab',
-      '--collector',
-      `127.0.0.1:${port}`,
-      '--password-file',
-      passwordFile,
-    ]);
+    const again = await cli.run(setLab);
     expect(again.stderr).toContain(
       'warning: a password pool hands its pool-wide secret to every annex machine',
     );
