@@ -227,8 +227,8 @@ describe('instances of the local stack', () => {
     const tokenFile = join(root, 'etc/condor/tokens.d/annex');
     const standIn = join(root, '..', 'condor', 'token');
     const claimsOf = () => verifyToken(readFileSync(tokenFile, 'utf8'), Buffer.from(key))?.claims;
-    await waitFor('the stand-in to read the token, and a heartbeat', 15_000, async () =>
-      existsSync(standIn) && (runner.instance(instanceId)?.heartbeats ?? 0) > 0 ? true : undefined,
+    await waitFor('the stand-in to read the token', 15_000, async () =>
+      existsSync(standIn) ? true : undefined,
     );
 
     // Assess: no copy of the key anywhere on the instance, clear or scrambled as HTCondor stores it.
@@ -267,7 +267,7 @@ describe('instances of the local stack', () => {
     const newExp = epoch(extended.body.annex.expiresAt) + TOKEN_GRACE_SECONDS;
 
     // Assess: the next heartbeat brings a renewed token; annex-agent installs it and HTCondor re-reads it.
-    const renewed = await waitFor('the renewed token', 10_000, async () =>
+    const renewed = await waitFor('the renewed token', 20_000, async () =>
       claimsOf()?.exp === newExp ? claimsOf() : undefined,
     );
     expect((runner.instance(instanceId)?.heartbeats ?? 0) - heartbeatsBefore).toBeLessThanOrEqual(2);
