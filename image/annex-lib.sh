@@ -553,6 +553,20 @@ condor_scramble() {
   printf '%b' "$out"
 }
 
+# Where HTCondor reads this instance's credential: an IDTOKEN in its token directory
+# (SEC_TOKEN_SYSTEM_DIRECTORY), a pool password in its password directory.
+credential_path() {
+  case "$1" in
+  idtoken) root_path /etc/condor/tokens.d/annex ;;
+  *) root_path /etc/condor/passwords.d/POOL ;;
+  esac
+}
+
+# True for a compact JWS (header.payload.signature, base64url): what an IDTOKEN looks like.
+is_idtoken() {
+  [[ $1 =~ ^[A-Za-z0-9_-]{10,4000}\.[A-Za-z0-9_-]{10,8000}\.[A-Za-z0-9_-]{20,200}$ ]]
+}
+
 # Runs the power-off script (which honours ANNEX_POWEROFF_CMD).
 request_poweroff() {
   local reason=$1 script

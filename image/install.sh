@@ -102,7 +102,8 @@ fi
 install -d -m 0755 "${owner[@]}" "$prefix/usr/libexec/annex" "$prefix/etc/systemd/system" \
   "$prefix/etc/systemd/system/condor.service.d" "$prefix/etc/condor" "$prefix/etc/condor/config.d" \
   "$prefix/etc/annex" "$prefix/usr/share/doc/annex" "$prefix/var/lib"
-install -d -m 0700 "${owner[@]}" "$prefix/etc/condor/passwords.d" "$prefix/var/lib/annex"
+install -d -m 0700 "${owner[@]}" "$prefix/etc/condor/passwords.d" "$prefix/etc/condor/tokens.d" \
+  "$prefix/var/lib/annex"
 
 install -m 0755 "${owner[@]}" "$src/annex-boot" "$src/annex-agent" "$src/poweroff" "$prefix/usr/libexec/annex/"
 install -m 0644 "${owner[@]}" "$src/annex-lib.sh" "$prefix/usr/libexec/annex/"
@@ -139,7 +140,8 @@ if [ "$enable" -eq 1 ]; then
 fi
 
 # Nothing of one instance may be baked into the image.
-rm -f -- "$prefix/etc/condor/passwords.d/POOL" "$prefix/etc/condor/config.d/50-annex.conf"
+rm -f -- "$prefix/etc/condor/passwords.d/POOL" "$prefix/etc/condor/tokens.d/annex" \
+  "$prefix/etc/condor/config.d/50-annex.conf"
 find "$prefix/var/lib/annex" -mindepth 1 -delete
 
 # What the scripts need in the image.

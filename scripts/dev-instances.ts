@@ -1,13 +1,15 @@
 // `npm run dev:instances`: the EC2 instances of the local stack's annexes, as the emulator has
 // them (tags and state), read with the real SDK from the endpoint in .annex/dev.env, and what each
 // instance itself reported to the control plane (bootstrap, heartbeats, agent state, slots), read
-// through the API as the dev admin (GET /v1/annexes/{name}?owner=…).
-import { readFileSync } from 'node:fs';
+// through the API as the dev admin (GET /v1/annexes/{name}?owner=…), and, for an IDTOKENS pool,
+// the token the instance has installed (its root's etc/condor/tokens.d/annex): jti and expiry.
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DescribeInstancesCommand, EC2Client } from '@aws-sdk/client-ec2';
 import { loadDevUsers } from './lib/dev-users.ts';
 import { repoRoot } from './lib/serverless-config.ts';
 import { apiClient } from './lib/stack.ts';
+import { decodeToken } from '../shared/domain/idtokens.ts';
 
 const env = Object.fromEntries(
   readFileSync(join(repoRoot, '.annex', 'dev.env'), 'utf8')
@@ -79,6 +81,19 @@ const ago = (iso: string | undefined): string => {
   return `${s} s ago`;
 };
 
+/** The token an instance of the local stack has installed, where HTCondor reads it. */
+const installedToken = (instanceId: string | undefined): string => {
+  const dir = env.ANNEX_DEV_INSTANCES_DIR;
+  if (dir === undefined || instanceId === undefined) return '';
+  const file = join(dir, instanceId, 'root', 'etc', 'condor', 'tokens.d', 'annex');
+  if (!existsSync(file)) return 'no token';
+  const claims = decodeToken(readFileSync(file, 'utf8'))?.claims;
+  const exp = claims?.exp;
+  return typeof exp === 'number'
+    ? `token exp ${new Date(exp * 1000).toISOString()} (jti ${String(claims?.jti).slice(0, 8)}…)`
+    : 'unreadable token';
+};
+
 for (const i of rows) {
   const tag = (k: string) => i.Tags?.find((t) => t.Key === k)?.Value ?? '-';
   const r = i.InstanceId === undefined ? undefined : reported.get(i.InstanceId);
@@ -100,6 +115,9 @@ for (const i of rows) {
           ]
             .filter((s) => s !== '')
             .join(', '),
-    ].join('  '),
+      installedToken(i.InstanceId),
+    ]
+      .filter((s) => s !== '')
+      .join('  '),
   );
 }

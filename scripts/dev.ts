@@ -1,10 +1,12 @@
 // `npm run dev`: the whole Annex control plane on 127.0.0.1. Starts DynamoDB Local and moto,
 // creates the lease table from serverless.yml, seeds the instance role and network, serves the
-// real handlers behind a SigV4-checking gateway, registers the `default` pool, writes
+// real handlers behind a SigV4-checking gateway, registers the `default` pool (password) and the
+// `tokens` pool (IDTOKENS), writes
 // .annex/dev.env and .annex/dev-users.json, and prints how to use it. Each EC2 instance it
 // launches runs the real image/annex-boot and image/annex-agent against a fake IMDS, with a
 // stand-in for HTCondor (scripts/lib/instance-runner.ts; `--no-instances` or ANNEX_DEV_INSTANCES=off
 // turns that off). Ctrl-C stops everything.
+import { randomBytes } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { defaultDevUserName, writeDevUsers } from './lib/dev-users.ts';
@@ -39,6 +41,9 @@ const instancesWanted = (): boolean => {
     throw new Error('ANNEX_DEV_INSTANCES must be on or off');
   return ['on', '1', 'true'].includes(raw);
 };
+
+/** The IDTOKENS pool the local stack registers beside `default`. */
+const TOKENS_POOL = 'tokens';
 
 const main = async () => {
   const apiPort = port('ANNEX_DEV_API_PORT', 8787);
@@ -124,6 +129,18 @@ const main = async () => {
 
   const user = stack.users.find((u) => u.name === defaultDevUserName) ?? stack.users[0];
   if (user === undefined) throw new Error('no dev users');
+  // An IDTOKENS pool beside the password one: its instances get their own lease-bound token from
+  // the control plane; the throw-away signing key lives only in the emulator's SSM.
+  const admin = stack.users.find((u) => u.admin === true);
+  if (admin === undefined) throw new Error('no dev admin to register the tokens pool');
+  const tokens = await stack.as(admin.name).request('PUT', `/v1/pools/${TOKENS_POOL}`, {
+    collectorHost: '127.0.0.1',
+    collectorPort: 9618,
+    trustDomain: 'annex.local',
+    credential: { type: 'idtokens-signing-key', value: randomBytes(32).toString('base64url') },
+  });
+  if (tokens.status !== 200)
+    throw new Error(`could not register the tokens pool: ${JSON.stringify(tokens.body)}`);
   const dir = join(repoRoot, '.annex');
   mkdirSync(dir, { recursive: true });
   writeDevUsers(join(dir, 'dev-users.json'), stack.users);
@@ -139,6 +156,8 @@ const main = async () => {
     // Slack (workspace T0DEV, user U0DEV → the default user): `npm run dev:slack -- "/annex list"`.
     SLACK_SIGNING_SECRET: running.slack.signingSecret,
     ANNEX_SLACK_STANDIN_URL: running.slack.standIn.url,
+    // Where each instance's root is (npm run dev:instances reads their tokens there).
+    ...(running.instances === undefined ? {} : { ANNEX_DEV_INSTANCES_DIR: running.instances.workDir }),
   };
   writeFileSync(
     join(dir, 'dev.env'),
@@ -158,7 +177,8 @@ Annex local stack is up (everything on 127.0.0.1, nothing touches AWS).
   DynamoDB Local                    ${stack.dynamoEndpoint}   table ${stack.tableName}
   moto (EC2, SSM, KMS, IAM, …)      ${stack.motoEndpoint}
   users                             ${stack.users.map((u) => `${u.name}${u.admin === true ? ' (admin)' : ''}`).join(', ')}  → .annex/dev-users.json
-  pool                              default (shared, registered by admin)
+  pools                             default (password) and ${TOKENS_POOL} (IDTOKENS, trust domain annex.local),
+                                    both shared, registered by admin
   Slack                             POST $ANNEX_API_URL/v1/slack/commands (signed with SLACK_SIGNING_SECRET);
                                     team T0DEV user U0DEV → ${user.name}; answers go to ${running.slack.standIn.url}
   enforcement                       expiry schedules fire on time; the sweep runs every minute
@@ -197,7 +217,10 @@ In another terminal:
   npm run dev:slack -- "/annex create demo2 count=1 type=m5.large duration=1h"
   npm run dev:slack -- --click extend demo2
 
-  # the instances as EC2 (moto) has them, with their heartbeats
+  # an annex in the IDTOKENS pool: each instance gets its own token (never the key), renewed on extend
+  npx annex create tok -n 1 -t m5.large --pool ${TOKENS_POOL} --yes
+
+  # the instances as EC2 (moto) has them, with their heartbeats and token expiry
   npm run dev:instances
 
   # a demo that ends by itself: heartbeats every 5 s, idle shutdown after 2 minutes

@@ -66,6 +66,11 @@ if ! command -v shellcheck >/dev/null 2>&1; then
   step "installing shellcheck for the image script tests" apt_install shellcheck
 fi
 
+if ! command -v g++ >/dev/null 2>&1 && ! command -v c++ >/dev/null 2>&1; then
+  # test/integration/idtokens-htcondor.test.ts links a few lines against HTCondor's libcondor_utils.
+  step "installing g++ for the IDTOKENS cross-check with HTCondor's library" apt_install g++
+fi
+
 if ! command -v python3 >/dev/null 2>&1 || ! python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
   step "installing python3-venv for moto" apt_install python3 python3-venv
 fi

@@ -236,7 +236,7 @@ export async function startInstanceRunner(options: InstanceRunnerOptions): Promi
     }
     if (options.verbose === true) return;
     if (
-      /joined annex |cannot join the annex|lease now ends at|AnnexExpiresAt = |condor_reconfig: |shutting down: |powering off: |STARTD_NOCLAIM_SHUTDOWN|condor_master exits|did not re-read|stopped unexpectedly/.test(
+      /joined annex |cannot join the annex|lease now ends at|AnnexExpiresAt = |condor_reconfig: |IDTOKEN|shutting down: |powering off: |STARTD_NOCLAIM_SHUTDOWN|condor_master exits|did not re-read|stopped unexpectedly/.test(
         line,
       )
     ) {

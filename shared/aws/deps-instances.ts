@@ -1,17 +1,18 @@
 /**
  * Wiring for the instance routes (/v1/instances/self/*): the lease table, and SSM for bootstrap
- * only. No EC2 client: these functions never launch, tag or terminate anything.
+ * and heartbeat (an IDTOKEN is minted from the annex's key copy). No EC2 client: these functions
+ * never launch, tag or terminate anything.
  */
 import { SSMClient } from '@aws-sdk/client-ssm';
-import type { BootstrapDeps, InstanceReportDeps } from '../domain/instances.ts';
+import type { BootstrapDeps, HeartbeatDeps, InstanceReportDeps } from '../domain/instances.ts';
 import { instanceSettings } from '../config.ts';
 import { readDeps } from './deps.ts';
 import { SsmSecretStore } from './secrets.ts';
 
 let report: InstanceReportDeps | undefined;
-let bootstrap: BootstrapDeps | undefined;
+let withSecrets: (BootstrapDeps & HeartbeatDeps) | undefined;
 
-/** Heartbeat and interruption: DynamoDB only. */
+/** Interruption: DynamoDB only. */
 export const instanceReportDeps = (): InstanceReportDeps => {
   if (report === undefined) {
     const { store, clock, log } = readDeps();
@@ -20,11 +21,11 @@ export const instanceReportDeps = (): InstanceReportDeps => {
   return report;
 };
 
-/** Bootstrap: DynamoDB and the annex's credential copy in SSM. */
-export const bootstrapDeps = (): BootstrapDeps => {
-  if (bootstrap === undefined) {
+/** DynamoDB and the annex's credential copy in SSM. */
+const secretDeps = (): BootstrapDeps & HeartbeatDeps => {
+  if (withSecrets === undefined) {
     const { store, clock, log, settings } = readDeps();
-    bootstrap = {
+    withSecrets = {
       store,
       clock,
       log,
@@ -32,5 +33,11 @@ export const bootstrapDeps = (): BootstrapDeps => {
       secrets: new SsmSecretStore(new SSMClient({}), settings.stage),
     };
   }
-  return bootstrap;
+  return withSecrets;
 };
+
+/** Bootstrap: the pool password, or the key an IDTOKEN is minted from. */
+export const bootstrapDeps = (): BootstrapDeps => secretDeps();
+
+/** Heartbeat: the key a renewed IDTOKEN is minted from. */
+export const heartbeatDeps = (): HeartbeatDeps => secretDeps();

@@ -32,7 +32,13 @@ import type {
   PriceSource,
 } from '../domain/model.ts';
 import { stateEventKey } from '../domain/instance-notices.ts';
-import type { AddNodesClaim, AnnexChanges, HeartbeatRecord, LeaseStore } from '../domain/ports.ts';
+import type {
+  AddNodesClaim,
+  AnnexChanges,
+  HeartbeatRecord,
+  IssuedToken,
+  LeaseStore,
+} from '../domain/ports.ts';
 import { cancelledAt, errorName, stripTableAttributes, translateDynamoError } from './dynamo-errors.ts';
 import { INDEX, keys } from './keys.ts';
 
@@ -399,6 +405,46 @@ export class DynamoLeaseStore implements LeaseStore {
       },
       'recordHeartbeat',
     );
+  }
+
+  async recordTokenIssued(
+    annexId: string,
+    instanceId: string,
+    token: IssuedToken,
+    event: AnnexEvent,
+  ): Promise<boolean> {
+    try {
+      await this.send(
+        new TransactWriteCommand({
+          TransactItems: [
+            {
+              Update: {
+                TableName: this.tableName,
+                Key: keys.instance(annexId, instanceId),
+                ConditionExpression: 'attribute_exists(PK)',
+                UpdateExpression:
+                  'SET tokenIds = list_append(if_not_exists(tokenIds, :none), :id), ' +
+                  'tokenExpiresAt = :expires, tokenIssuedAt = :issued',
+                ExpressionAttributeValues: {
+                  ':none': [],
+                  ':id': [token.tokenId],
+                  ':expires': token.expiresAt,
+                  ':issued': token.issuedAt,
+                },
+              },
+            },
+            this.eventPut(event),
+          ],
+        }),
+        'recordTokenIssued',
+      );
+      return true;
+    } catch (e) {
+      if (e instanceof TransactionCanceledException && cancelledAt(e)[0] === 'ConditionalCheckFailed') {
+        return false;
+      }
+      return translateDynamoError(e, 'recordTokenIssued');
+    }
   }
 
   async applyInstanceNotice(

@@ -15,9 +15,20 @@
 import { validationError } from '../domain/errors.ts';
 import type { CredentialType } from '../domain/model.ts';
 
-/** Where the boot script writes the pool credential (pool password or token-signing key). */
+/** Where the boot script writes the pool password (password pools only). */
 export const PASSWORD_DIRECTORY = '/etc/condor/passwords.d';
 export const POOL_CREDENTIAL_FILE = `${PASSWORD_DIRECTORY}/POOL`;
+/**
+ * Where the boot script and the agent install the instance's own IDTOKEN (IDTOKENS pools): the
+ * daemons' token directory, SEC_TOKEN_SYSTEM_DIRECTORY (root-only, as HTCondor requires).
+ */
+export const TOKEN_DIRECTORY = '/etc/condor/tokens.d';
+export const TOKEN_FILE = `${TOKEN_DIRECTORY}/annex`;
+/**
+ * The two ways a job opts in to running on a rented machine: condor_annex's `+MayUseAWS = True`
+ * (so existing submit files work) and HTCondor annex's `+TargetAnnexName = "<annex name>"`.
+ */
+export const OPT_IN_EXPRESSION = '(TARGET.MayUseAWS =?= true || TARGET.TargetAnnexName =?= MY.AnnexName)';
 /** Provided by the image: powers the machine off (its shutdown behaviour is terminate). */
 export const POWEROFF_SCRIPT = '/usr/libexec/annex/poweroff';
 /**
@@ -97,7 +108,10 @@ const epochSeconds = (iso: string, field: string): number => {
   return Math.floor(ms / 1000);
 };
 
-/** The START expression: the annex's users only, and only jobs that fit in what is left of the lease. */
+/**
+ * The START expression: jobs that opted in to this annex, of the annex's users only, and only jobs
+ * that fit in what is left of the lease.
+ */
 export const startExpression = (allowedUsers: readonly string[]): string => {
   if (allowedUsers.length > MAX_ALLOWED_USERS) {
     throw validationError('allowedUsers', `at most ${MAX_ALLOWED_USERS} users`);
@@ -111,7 +125,7 @@ export const startExpression = (allowedUsers: readonly string[]): string => {
   const fits =
     `(TARGET.${RUNTIME_ATTRIBUTE} =?= undefined || ` +
     `(MY.AnnexExpiresAt - time()) >= TARGET.${RUNTIME_ATTRIBUTE})`;
-  return users.length === 0 ? fits : `(${users.join(' || ')}) && ${fits}`;
+  return [OPT_IN_EXPRESSION, ...(users.length === 0 ? [] : [`(${users.join(' || ')})`]), fits].join(' && ');
 };
 
 /** Renders the fragment. Throws a ValidationError naming the first value it cannot represent. */
@@ -170,14 +184,23 @@ export const renderCondorConfig = (input: CondorConfigInput): string => {
     `SEC_DEFAULT_AUTHENTICATION_METHODS = FS, ${idtokens ? 'IDTOKENS' : 'PASSWORD'}`,
     'SEC_DEFAULT_INTEGRITY = REQUIRED',
     'SEC_DEFAULT_ENCRYPTION = REQUIRED',
-    idtokens
-      ? '# The pool token-signing key: daemons holding it mint their own token for the pool.'
-      : '# The pool password.',
-    `SEC_PASSWORD_DIRECTORY = ${PASSWORD_DIRECTORY}`,
-    `SEC_PASSWORD_FILE = ${POOL_CREDENTIAL_FILE}`,
     ...(idtokens
-      ? [`SEC_TOKEN_POOL_SIGNING_KEY_FILE = ${POOL_CREDENTIAL_FILE}`, `TRUST_DOMAIN = ${trustDomain}`]
-      : []),
+      ? [
+          '# No signing key on this machine: it authenticates to the pool with its own IDTOKEN',
+          `# (annex-${instanceId}@${trustDomain}; READ, ADVERTISE_STARTD, ADVERTISE_MASTER only;`,
+          '# it expires with the lease), minted by the control plane and renewed by annex-agent.',
+          `SEC_TOKEN_SYSTEM_DIRECTORY = ${TOKEN_DIRECTORY}`,
+          `TRUST_DOMAIN = ${trustDomain}`,
+          '# Inbound: the schedd and shadow reach this startd and its starters through the claim-id',
+          '# security session (the secret the startd sends with its ad over its authenticated',
+          '# connection; the negotiator hands it to the matched schedd), never with the pool key.',
+          'SEC_ENABLE_MATCH_PASSWORD_AUTHENTICATION = True',
+        ]
+      : [
+          '# The pool password: a pool-wide secret (HTCondor PASSWORD needs it on every machine).',
+          `SEC_PASSWORD_DIRECTORY = ${PASSWORD_DIRECTORY}`,
+          `SEC_PASSWORD_FILE = ${POOL_CREDENTIAL_FILE}`,
+        ]),
     'ALLOW_READ = *',
     'ALLOW_WRITE = condor_pool@*, condor@*',
     'ALLOW_DAEMON = condor_pool@*, condor@*',
@@ -185,9 +208,10 @@ export const renderCondorConfig = (input: CondorConfigInput): string => {
     'ALLOW_ADMINISTRATOR = condor_pool@*, condor@*',
     'ENCRYPT_EXECUTE_DIRECTORY = True',
     '',
+    '# Only jobs that opted in (+MayUseAWS = True, or +TargetAnnexName = this annex),',
     input.allowedUsers.length === 0
-      ? '# Jobs of any user of the pool, if their declared duration fits in the lease.'
-      : '# Jobs of the annex users only, and only if their declared duration fits in the lease',
+      ? '# of any user of the pool, if their declared duration fits in the lease'
+      : '# of the annex users only, and only if their declared duration fits in the lease',
     `# (${RUNTIME_ATTRIBUTE}, submit command allowed_job_duration; jobs without it may start).`,
     `START = ${startExpression(input.allowedUsers)}`,
     '',

@@ -899,6 +899,9 @@ export const endAnnex = async (
     }
   }
   assertTransition(current, finalState);
+  // IDTOKENS: every token the instances were given, for an admin who wants them revoked now
+  // rather than at their expiry (SEC_TOKEN_REVOCATION_EXPR = member(jti, {...})).
+  const tokenIds = recorded.flatMap((i) => i.tokenIds ?? []);
   return deps.store.updateAnnex(
     current,
     {
@@ -913,10 +916,11 @@ export const endAnnex = async (
       current,
       now,
       finalState === 'FAILED' ? 'failed' : 'terminated',
-      `${ids.length} instance(s) terminated`,
+      `${ids.length} instance(s) terminated` +
+        (tokenIds.length === 0 ? '' : `; IDTOKEN jti(s) to revoke: ${tokenIds.join(' ')}`),
       {
         reason,
-        detail: { instanceIds: ids },
+        detail: { instanceIds: ids, ...(tokenIds.length === 0 ? {} : { tokenIds }) },
       },
     ),
   );

@@ -10,26 +10,31 @@
  * is marked (a conditional write) before the secret is read, and a second call is refused and
  * recorded on the annex. A job that later reaches the role's credentials on that machine cannot
  * read the credential again.
+ *
+ * For an IDTOKENS pool the credential handed out is not the pool's signing key but an IDTOKEN the
+ * control plane mints for this one instance (shared/domain/idtokens.ts): identity
+ * `annex-<instance id>@<trust domain>`, an execute point's rights only, expiring with the lease
+ * (+ a short grace). When the lease moves, the heartbeat answer carries a fresh one. Each token's
+ * jti and expiry are recorded (an event and the instance record), never the token.
  */
 import { renderCondorConfig, PLACEHOLDER_INSTANCE_ID } from '../boot/condor-config.ts';
 import { resolveAnnex, type AnnexRef, type ReadDeps } from './annexes.ts';
 import { conflict, forbidden, isAnnexError } from './errors.ts';
+import {
+  EXECUTE_POINT_AUTHORIZATIONS,
+  instanceTokenSubject,
+  mintToken,
+  tokenExpiry,
+  type MintedToken,
+} from './idtokens.ts';
 import { applyNotice } from './instance-notices.ts';
 import { toIso } from './lease.ts';
-import type {
-  AgentState,
-  Annex,
-  AnnexCondor,
-  Caller,
-  CredentialType,
-  InstanceRecord,
-  Interruption,
-} from './model.ts';
+import type { AgentState, Annex, AnnexCondor, Caller, InstanceRecord, Interruption } from './model.ts';
 import type { Clock, InstanceSettings, LeaseStore, Logger, SecretStore } from './ports.ts';
 
 type LocateStore = Pick<LeaseStore, 'findInstanceAnnex' | 'getAnnex' | 'getInstance'>;
 
-/** Heartbeat and interruption: the lease table only. */
+/** Interruption: the lease table only. */
 export interface InstanceReportDeps {
   store: LocateStore & Pick<LeaseStore, 'recordHeartbeat' | 'applyInstanceNotice' | 'appendEvent'>;
   clock: Clock;
@@ -37,14 +42,37 @@ export interface InstanceReportDeps {
   instances: InstanceSettings;
 }
 
-/** Bootstrap: the lease table and the annex's credential copy (SSM). */
-export interface BootstrapDeps {
-  store: LocateStore & Pick<LeaseStore, 'getPool' | 'markBootstrapped' | 'clearBootstrapped' | 'appendEvent'>;
+/** Heartbeat: the lease table, and the annex's credential copy (SSM) to renew an IDTOKEN. */
+export interface HeartbeatDeps {
+  store: LocateStore & Pick<LeaseStore, 'getPool' | 'recordHeartbeat' | 'recordTokenIssued'>;
   secrets: Pick<SecretStore, 'getAnnexCredential'>;
   clock: Clock;
   log: Logger;
   instances: InstanceSettings;
 }
+
+/** Bootstrap: the lease table and the annex's credential copy (SSM). */
+export interface BootstrapDeps {
+  store: LocateStore &
+    Pick<
+      LeaseStore,
+      'getPool' | 'markBootstrapped' | 'clearBootstrapped' | 'appendEvent' | 'recordTokenIssued'
+    >;
+  secrets: Pick<SecretStore, 'getAnnexCredential'>;
+  clock: Clock;
+  log: Logger;
+  instances: InstanceSettings;
+}
+
+/** An IDTOKEN for the instance: the token, its jti and when it expires (ISO). */
+export interface InstanceToken {
+  value: string;
+  tokenId: string;
+  expiresAt: string;
+}
+
+/** What an instance joins its pool with: the pool password, or its own IDTOKEN (never a key). */
+export type InstanceCredential = { type: 'password'; value: string } | ({ type: 'idtoken' } & InstanceToken);
 
 export interface BootstrapResult {
   annexId: string;
@@ -54,7 +82,7 @@ export interface BootstrapResult {
   idleSeconds: number;
   heartbeatIntervalSeconds: number;
   collector: { host: string; port: number };
-  credential: { type: CredentialType; value: string };
+  credential: InstanceCredential;
   condorConfig: string;
 }
 
@@ -69,6 +97,8 @@ export interface HeartbeatResult {
   expiresAt: string;
   idleSeconds: number;
   action: 'continue' | 'shutdown';
+  /** IDTOKENS: a fresh token when the lease moved, re-sent for a few heartbeats after it was issued. */
+  token?: InstanceToken;
 }
 
 const INSTANCE_ID = /^i-[0-9a-f]{8,17}$/;
@@ -168,6 +198,84 @@ const configFor = (
     ...(condor.trustDomain === undefined ? {} : { trustDomain: condor.trustDomain }),
   });
 
+/** How many heartbeats after it was issued a token is sent again, in case an answer was lost. */
+const TOKEN_RESENDS = 3;
+
+/** The instance's token for a lease ending at `leaseEnd`, issued at `issuedAt` (the same token every time). */
+const instanceToken = (
+  condor: AnnexCondor,
+  instanceId: string,
+  key: string,
+  leaseEnd: string,
+  issuedAt: Date,
+): MintedToken => {
+  const trustDomain = condor.trustDomain ?? condor.collectorHost;
+  return mintToken({
+    key,
+    trustDomain,
+    subject: instanceTokenSubject(instanceId, trustDomain),
+    issuedAt,
+    expiresAt: tokenExpiry(leaseEnd),
+    authorizations: EXECUTE_POINT_AUTHORIZATIONS,
+  });
+};
+
+const asInstanceToken = ({ token, claims }: MintedToken): InstanceToken => ({
+  value: token,
+  tokenId: claims.jti,
+  expiresAt: toIso(new Date(claims.exp * 1000)),
+});
+
+/**
+ * Mints an IDTOKEN for the instance that ends with the lease (+ TOKEN_GRACE_SECONDS) and records
+ * its jti and expiry (never the token) on the instance and as an event.
+ */
+const issueToken = async (
+  deps: { store: Pick<LeaseStore, 'recordTokenIssued'>; log: Logger },
+  annex: Annex,
+  condor: AnnexCondor,
+  instanceId: string,
+  key: string,
+  now: Date,
+): Promise<InstanceToken> => {
+  const minted = instanceToken(condor, instanceId, key, annex.expiresAt, now);
+  const issued = asInstanceToken(minted);
+  const { claims } = minted;
+  const recorded = await deps.store.recordTokenIssued(
+    annex.id,
+    instanceId,
+    { tokenId: issued.tokenId, expiresAt: issued.expiresAt, issuedAt: toIso(new Date(claims.iat * 1000)) },
+    {
+      annexId: annex.id,
+      at: toIso(now),
+      type: 'token-issued',
+      message: `instance ${instanceId}: IDTOKEN ${claims.jti} for ${claims.sub}, expires ${issued.expiresAt}`,
+      detail: {
+        instanceId,
+        tokenId: claims.jti,
+        subject: claims.sub,
+        expiresAt: issued.expiresAt,
+        scope: claims.scope,
+      },
+    },
+  );
+  if (!recorded) throw refused();
+  deps.log.info('IDTOKEN issued', {
+    instanceId,
+    annexId: annex.id,
+    jti: claims.jti,
+    expiresAt: issued.expiresAt,
+  });
+  return issued;
+};
+
+/** When the token of an instance of this annex should expire now (whole seconds, as `exp`). */
+const tokenTarget = (annex: Annex): string =>
+  toIso(new Date(Math.floor(tokenExpiry(annex.expiresAt).getTime() / 1000) * 1000));
+
+const sameTime = (a: string | undefined, b: string): boolean =>
+  a !== undefined && Date.parse(a) === Date.parse(b);
+
 /** POST /v1/instances/self/bootstrap: the pool credential and configuration, once per instance. */
 export const bootstrapInstance = async (deps: BootstrapDeps, caller: Caller): Promise<BootstrapResult> => {
   const { instanceId, annex, instance } = await locate(deps, caller, 'bootstrap');
@@ -207,9 +315,13 @@ export const bootstrapInstance = async (deps: BootstrapDeps, caller: Caller): Pr
       `a second bootstrap was refused (the first was at ${instance.bootstrappedAt ?? 'an earlier call'})`,
     );
   }
-  let value: string;
+  let credential: InstanceCredential;
   try {
-    value = await deps.secrets.getAnnexCredential(annex.id);
+    const value = await deps.secrets.getAnnexCredential(annex.id);
+    credential =
+      condor.credentialType === 'idtokens-signing-key'
+        ? { type: 'idtoken', ...(await issueToken(deps, annex, condor, instanceId, value, now)) }
+        : { type: 'password', value };
   } catch (e) {
     deps.log.error('bootstrap could not read the annex credential', {
       instanceId,
@@ -237,7 +349,7 @@ export const bootstrapInstance = async (deps: BootstrapDeps, caller: Caller): Pr
     idleSeconds: annex.idleSeconds,
     heartbeatIntervalSeconds: deps.instances.heartbeatIntervalSeconds,
     collector: { host: condor.collectorHost, port: condor.collectorPort },
-    credential: { type: condor.credentialType, value },
+    credential,
     condorConfig,
   };
 };
@@ -247,7 +359,7 @@ export const bootstrapInstance = async (deps: BootstrapDeps, caller: Caller): Pr
  * check reads) and answers with the lease as it is now, so an extension reaches the instance.
  */
 export const recordHeartbeat = async (
-  deps: InstanceReportDeps,
+  deps: HeartbeatDeps,
   caller: Caller,
   input: HeartbeatInput,
 ): Promise<HeartbeatResult> => {
@@ -277,7 +389,45 @@ export const recordHeartbeat = async (
     ...(idle ? { idleSince: toIso(new Date(now.getTime() - input.idleSeconds * 1000)) } : {}),
   });
   if (!written) throw refused();
-  return { ...lease, action: 'continue' };
+  const token = await renewedToken(deps, annex, instance, now);
+  return { ...lease, action: 'continue', ...(token === undefined ? {} : { token }) };
+};
+
+/**
+ * IDTOKENS: a fresh token when the lease moved since the instance's token was issued (recorded on
+ * the instance); and, for TOKEN_RESENDS heartbeats after one was issued, the same token again
+ * (minted anew from what was recorded), so an answer that never arrived does not leave the
+ * instance with a token that ends before its lease. Undefined for a password pool, and when
+ * renewal fails (logged; the next heartbeat tries again).
+ */
+const renewedToken = async (
+  deps: HeartbeatDeps,
+  annex: Annex,
+  instance: InstanceRecord,
+  now: Date,
+): Promise<InstanceToken | undefined> => {
+  if (instance.bootstrappedAt === undefined) return undefined;
+  const leaseMoved = !sameTime(instance.tokenExpiresAt, tokenTarget(annex));
+  const issuedAt = instance.tokenIssuedAt === undefined ? undefined : new Date(instance.tokenIssuedAt);
+  const resend =
+    issuedAt !== undefined &&
+    now.getTime() - issuedAt.getTime() < TOKEN_RESENDS * deps.instances.heartbeatIntervalSeconds * 1000;
+  if (!leaseMoved && !resend) return undefined;
+  try {
+    const condor = await annexCondor(deps, annex);
+    if (condor.credentialType !== 'idtokens-signing-key') return undefined;
+    const key = await deps.secrets.getAnnexCredential(annex.id);
+    if (leaseMoved || issuedAt === undefined)
+      return await issueToken(deps, annex, condor, instance.instanceId, key, now);
+    return asInstanceToken(instanceToken(condor, instance.instanceId, key, annex.expiresAt, issuedAt));
+  } catch (e) {
+    deps.log.error('could not renew the instance IDTOKEN; the next heartbeat tries again', {
+      instanceId: instance.instanceId,
+      annexId: annex.id,
+      error: isAnnexError(e) ? e.code : (e as Error | undefined)?.name,
+    });
+    return undefined;
+  }
 };
 
 /**

@@ -160,6 +160,11 @@ export interface InstanceRecord {
   agentState?: AgentState;
   /** When the instance was given its pool credential (at most once: see shared/domain/instances.ts). */
   bootstrappedAt?: string;
+  /** IDTOKENS pools: the jti of every token issued to the instance, oldest first (to revoke them). */
+  tokenIds?: string[];
+  /** When the newest of those tokens expires, and when it was issued. */
+  tokenExpiresAt?: string;
+  tokenIssuedAt?: string;
   /** When EC2 said it is about to take the instance back (first notice: EC2 event or the instance), and what it said. */
   interruptedAt?: string;
   interruption?: Interruption;

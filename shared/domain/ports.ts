@@ -89,6 +89,16 @@ export interface LeaseStore {
   /** Writes the heartbeat fields; false when the instance record does not exist. */
   recordHeartbeat(annexId: string, instanceId: string, heartbeat: HeartbeatRecord): Promise<boolean>;
   /**
+   * Records an IDTOKEN issued to the instance (its jti appended to `tokenIds`, its expiry and
+   * issue time; never the token) and `event`, in one transaction; false when the record does not exist.
+   */
+  recordTokenIssued(
+    annexId: string,
+    instanceId: string,
+    token: IssuedToken,
+    event: AnnexEvent,
+  ): Promise<boolean>;
+  /**
    * Applies what EC2 said about an instance to its record and, with `event`, records that event on
    * the annex in the same transaction. 'stale' (nothing written) when the record already has it or
    * something later: a replayed interruption or rebalance notice, a state-change event older than
@@ -110,6 +120,13 @@ export interface LeaseStore {
 
   appendEvent(event: AnnexEvent): Promise<void>;
   listEvents(annexId: string, limit: number): Promise<AnnexEvent[]>;
+}
+
+/** An IDTOKEN as the lease table records it: never the token itself. */
+export interface IssuedToken {
+  tokenId: string;
+  expiresAt: string;
+  issuedAt: string;
 }
 
 /** What a heartbeat writes on an instance record. */

@@ -542,7 +542,7 @@ describe('annex pools and check-setup', () => {
     const passwordFile = join(cli.home, 'pool-password');
     writeFileSync(passwordFile, 'a-lab-pool-password\n');
 
-    const set = await cli.json<{ pool: Record<string, unknown> }>([
+    const setLab = [
       'pools',
       'set',
       'lab',
@@ -550,7 +550,8 @@ describe('annex pools and check-setup', () => {
       `127.0.0.1:${port}`,
       '--password-file',
       passwordFile,
-    ]);
+    ];
+    const set = await cli.json<{ pool: Record<string, unknown> }>(setLab);
     expect(set.run.code).toBe(0);
     expect(set.body.pool).toMatchObject({
       name: 'lab',
@@ -588,6 +589,35 @@ describe('annex pools and check-setup', () => {
     ]);
     const human = await cli.run(['check-setup', '--pool', 'lab']);
     expect(human.stdout).toContain(`✓ collector   collector 127.0.0.1:${port} is reachable from the cloud`);
+    // A password pool works, with a warning: its secret is on every annex machine.
+    expect(human.stdout).toMatch(
+      /✓ pool .*password credential \(warning: a password pool hands its pool-wide secret/,
+    );
+    const again = await cli.run(setLab);
+    expect(again.stderr).toContain(
+      'warning: a password pool hands its pool-wide secret to every annex machine',
+    );
+    expect(again.stderr).toContain('--token-key-file');
+  });
+
+  it('registers an IDTOKENS pool without the password warning', async () => {
+    const keyFile = join(cli.home, 'pool-signing-key');
+    writeFileSync(keyFile, 'a-lab-signing-key\n');
+    const set = await cli.run([
+      'pools',
+      'set',
+      'tokens-lab',
+      '--collector',
+      '127.0.0.1:9618',
+      '--token-key-file',
+      keyFile,
+    ]);
+    expect(set.code).toBe(0);
+    expect(set.stderr).not.toContain('warning');
+    const human = await cli.run(['check-setup', '--pool', 'tokens-lab']);
+    expect(human.stdout).toMatch(
+      /✓ pool +tokens-lab \(private\): collector 127\.0\.0\.1:9618, idtokens-signing-key credential\n/,
+    );
   });
 
   it('fails check-setup when the collector cannot be reached, saying which check failed', async () => {

@@ -14,6 +14,7 @@ import {
   ANNEX_ATTRIBUTES,
   POOL_CREDENTIAL_FILE,
   POWEROFF_SCRIPT,
+  TOKEN_DIRECTORY,
   renderCondorConfig,
   type CondorConfigInput,
 } from '../../shared/boot/condor-config.ts';
@@ -165,6 +166,7 @@ describe.skipIf(!bindings)('the rendered HTCondor configuration, read by HTCondo
       ALLOW_DAEMON: 'condor_pool@*, condor@*',
       ENCRYPT_EXECUTE_DIRECTORY: true,
       START:
+        '(TARGET.MayUseAWS =?= true || TARGET.TargetAnnexName =?= MY.AnnexName) && ' +
         '(TARGET.Owner =?= "alice" || TARGET.User =?= "bob@submit.example.org") && ' +
         '(TARGET.AllowedJobDuration =?= undefined || (MY.AnnexExpiresAt - time()) >= TARGET.AllowedJobDuration)',
       // Not set for a pool password: HTCondor's default (the UID domain) applies.
@@ -181,26 +183,54 @@ describe.skipIf(!bindings)('the rendered HTCondor configuration, read by HTCondo
     });
   });
 
-  it('reads the IDTOKENS variant: the signing key in the pool file and the pool’s trust domain', async () => {
+  it('reads the IDTOKENS variant: its own token directory, no signing key, claim-id sessions inbound', async () => {
     // Act
     const result = await check(
       renderCondorConfig(input({ credentialType: 'idtokens-signing-key', publicIpAddress: undefined })),
       {
         knobs: [
           'SEC_DEFAULT_AUTHENTICATION_METHODS',
-          'SEC_TOKEN_POOL_SIGNING_KEY_FILE',
+          'SEC_TOKEN_SYSTEM_DIRECTORY',
+          'SEC_ENABLE_MATCH_PASSWORD_AUTHENTICATION',
           'TRUST_DOMAIN',
           'TCP_FORWARDING_HOST',
         ],
       },
     );
+    const fragment = renderCondorConfig(input({ credentialType: 'idtokens-signing-key' }));
 
     // Assess
     expect(result.knobs).toEqual({
       SEC_DEFAULT_AUTHENTICATION_METHODS: 'FS, IDTOKENS',
-      SEC_TOKEN_POOL_SIGNING_KEY_FILE: POOL_CREDENTIAL_FILE,
+      SEC_TOKEN_SYSTEM_DIRECTORY: TOKEN_DIRECTORY,
+      SEC_ENABLE_MATCH_PASSWORD_AUTHENTICATION: true,
       TRUST_DOMAIN: 'cm.example.org',
       TCP_FORWARDING_HOST: null,
+    });
+    expect(fragment).not.toMatch(/SEC_TOKEN_POOL_SIGNING_KEY_FILE|SEC_PASSWORD_FILE/);
+  });
+
+  it('starts only jobs that opted in, of the annex users, aimed at this annex or none', async () => {
+    // Act
+    const result = await check(renderCondorConfig(input({ annexName: 'gpu-burst' })), {
+      jobs: {
+        optedInOwnJob: { Owner: 'alice', User: 'alice@submit.example.org', MayUseAWS: true },
+        notOptedIn: { Owner: 'alice', User: 'alice@submit.example.org' },
+        optedOut: { Owner: 'alice', User: 'alice@submit.example.org', MayUseAWS: false },
+        aimedHere: { Owner: 'alice', User: 'alice@submit.example.org', TargetAnnexName: 'gpu-burst' },
+        aimedElsewhere: { Owner: 'alice', User: 'alice@submit.example.org', TargetAnnexName: 'other' },
+        anotherUsersOptedIn: { Owner: 'mallory', User: 'mallory@submit.example.org', MayUseAWS: true },
+      },
+    });
+
+    // Assess
+    expect(result.start).toEqual({
+      optedInOwnJob: true,
+      notOptedIn: false,
+      optedOut: false,
+      aimedHere: true,
+      aimedElsewhere: false,
+      anotherUsersOptedIn: false,
     });
   });
 
@@ -208,14 +238,29 @@ describe.skipIf(!bindings)('the rendered HTCondor configuration, read by HTCondo
     // Act: the lease has one hour left.
     const result = await check(renderCondorConfig(input()), {
       jobs: {
-        twoHours: { Owner: 'alice', User: 'alice@submit.example.org', AllowedJobDuration: 7200 },
-        halfAnHour: { Owner: 'alice', User: 'alice@submit.example.org', AllowedJobDuration: 1800 },
-        undeclared: { Owner: 'alice', User: 'alice@submit.example.org' },
-        stranger: { Owner: 'mallory', User: 'mallory@submit.example.org' },
-        strangerShort: { Owner: 'mallory', User: 'mallory@submit.example.org', AllowedJobDuration: 60 },
-        bobBySubmitHost: { Owner: 'bob', User: 'bob@submit.example.org' },
-        bobFromElsewhere: { Owner: 'bob', User: 'bob@elsewhere.example.org' },
-        aliceUpperCase: { Owner: 'ALICE', User: 'ALICE@submit.example.org' },
+        twoHours: {
+          MayUseAWS: true,
+          Owner: 'alice',
+          User: 'alice@submit.example.org',
+          AllowedJobDuration: 7200,
+        },
+        halfAnHour: {
+          MayUseAWS: true,
+          Owner: 'alice',
+          User: 'alice@submit.example.org',
+          AllowedJobDuration: 1800,
+        },
+        undeclared: { MayUseAWS: true, Owner: 'alice', User: 'alice@submit.example.org' },
+        stranger: { MayUseAWS: true, Owner: 'mallory', User: 'mallory@submit.example.org' },
+        strangerShort: {
+          MayUseAWS: true,
+          Owner: 'mallory',
+          User: 'mallory@submit.example.org',
+          AllowedJobDuration: 60,
+        },
+        bobBySubmitHost: { MayUseAWS: true, Owner: 'bob', User: 'bob@submit.example.org' },
+        bobFromElsewhere: { MayUseAWS: true, Owner: 'bob', User: 'bob@elsewhere.example.org' },
+        aliceUpperCase: { MayUseAWS: true, Owner: 'ALICE', User: 'ALICE@submit.example.org' },
       },
     });
 
@@ -236,8 +281,8 @@ describe.skipIf(!bindings)('the rendered HTCondor configuration, read by HTCondo
     // Act
     const result = await check(renderCondorConfig(input({ allowedUsers: [] })), {
       jobs: {
-        anyone: { Owner: 'mallory' },
-        tooLong: { Owner: 'mallory', AllowedJobDuration: 4 * 3600 },
+        anyone: { MayUseAWS: true, Owner: 'mallory' },
+        tooLong: { MayUseAWS: true, Owner: 'mallory', AllowedJobDuration: 4 * 3600 },
       },
     });
 
@@ -295,7 +340,7 @@ describe.skipIf(!bindings)('the rendered HTCondor configuration, read by HTCondo
       renderCondorConfig(input({ annexName, allowedUsers: ['o.k-user_1@x-y.example'] })),
       {
         constraints: { annex: `AnnexName =?= "a\\"b\\\\c$(START)"` },
-        jobs: { user: { Owner: 'o.k-user_1', User: 'o.k-user_1@x-y.example' } },
+        jobs: { user: { Owner: 'o.k-user_1', User: 'o.k-user_1@x-y.example', TargetAnnexName: annexName } },
       },
     );
 

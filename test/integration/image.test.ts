@@ -19,6 +19,7 @@ import {
   type FakeAnnexApi,
 } from '../support/fake-annex-api.ts';
 import { startFakeImds, type FakeImds, type FakeImdsOptions } from '../../scripts/lib/fake-imds.ts';
+import { EXECUTE_POINT_AUTHORIZATIONS, mintToken } from '../../shared/domain/idtokens.ts';
 
 const imageDir = resolve(import.meta.dirname, '../../image');
 const scripts = ['annex-boot', 'annex-agent', 'poweroff', 'install.sh', 'annex-lib.sh'];
@@ -357,19 +358,56 @@ describe('annex-boot', () => {
   it('reads the API URL from the instance tag annex:api-url when there is no env file', async () => {
     const box = await makeSandbox();
     box.imds.tags['annex:api-url'] = box.api.url;
-    box.api.respond = routes({
-      status: 200,
-      body: bootstrapAnswer(box, { credential: { type: 'idtokens-signing-key', value: box.secret } }),
-    });
+    box.api.respond = routes({ status: 200, body: bootstrapAnswer(box) });
 
     const result = await run('annex-boot', [], box.env({ ANNEX_FIREWALL: 'off' }));
     expect(result.stderr).toContain('(from instance tag annex:api-url)');
     expect(result.stderr).toContain('ANNEX_FIREWALL=off');
     expect(result.code).toBe(0);
     expect(box.api.calls.map((c) => c.verdict)).toEqual(['ok']);
-    const pool = join(box.root, 'etc/condor/passwords.d/POOL');
-    expect(scramble(await readFile(pool)).toString('utf8')).toBe(box.secret);
     expect(await box.marker('iptables')).toBeUndefined();
+    await expectNoSecretsIn(box, result.stdout, result.stderr);
+  });
+
+  it('installs an IDTOKENS instance’s own token root-only in tokens.d, and no pool file', async () => {
+    const box = await makeSandbox();
+    const { token } = mintToken({
+      key: 'image-test-key',
+      trustDomain: 'pool.test',
+      subject: 'annex-i-0123456789abcdef0@pool.test',
+      issuedAt: new Date(),
+      expiresAt: new Date(Date.now() + 3600_000),
+      authorizations: EXECUTE_POINT_AUTHORIZATIONS,
+    });
+    box.api.respond = routes({
+      status: 200,
+      body: bootstrapAnswer(box, { credential: { type: 'idtoken', value: token } }),
+    });
+    await writeEnvFile(box, box.api.url);
+
+    const result = await run('annex-boot', [], box.env({ ANNEX_FIREWALL: 'off' }));
+    expect(result.code).toBe(0);
+    const file = join(box.root, 'etc/condor/tokens.d/annex');
+    expect(await readFile(file, 'utf8')).toBe(`${token}\n`);
+    expect((await stat(file)).mode & 0o777).toBe(0o600);
+    expect((await stat(join(box.root, 'etc/condor/tokens.d'))).mode & 0o777).toBe(0o700);
+    expect(existsSync(join(box.root, 'etc/condor/passwords.d/POOL'))).toBe(false);
+    expect(result.stderr).not.toContain(token);
+  });
+
+  it('refuses a bootstrap answer that hands it a pool signing key, and powers off', async () => {
+    const box = await makeSandbox();
+    box.api.respond = routes({
+      status: 200,
+      body: bootstrapAnswer(box, { credential: { type: 'idtokens-signing-key', value: box.secret } }),
+    });
+    await writeEnvFile(box, box.api.url);
+
+    const result = await run('annex-boot', [], box.env({ ANNEX_FIREWALL: 'off' }));
+    expect(result.code).not.toBe(0);
+    expect(result.stderr).toContain('this image installs only a per-instance IDTOKEN');
+    expect(await box.marker('poweroff')).toBeDefined();
+    expect(existsSync(join(box.root, 'etc/condor/passwords.d/POOL'))).toBe(false);
     await expectNoSecretsIn(box, result.stdout, result.stderr);
   });
 
@@ -545,6 +583,49 @@ describe('annex-agent', () => {
     expect(await box.marker('condor_reconfig')).toBe('\n\n');
     expect(await box.marker('poweroff')).toBeUndefined();
   });
+
+  it('installs a renewed IDTOKEN from a heartbeat answer atomically, root-only, and reconfigures HTCondor', async () => {
+    const token = (hours: number) =>
+      mintToken({
+        key: 'image-test-key',
+        trustDomain: 'pool.test',
+        subject: 'annex-i-0123456789abcdef0@pool.test',
+        issuedAt: new Date(),
+        expiresAt: new Date(Date.now() + hours * 3600_000),
+        authorizations: EXECUTE_POINT_AUTHORIZATIONS,
+      });
+    const lease = iso(Date.now() + 3600_000);
+    const first = token(1);
+    const box = await joined(lease, {}, { credential: { type: 'idtoken', value: first.token } });
+    const file = join(box.root, 'etc/condor/tokens.d/annex');
+    await writeFile(join(box.dir, 'slots'), 'Unclaimed\n');
+    const renewed = token(2);
+    const extended = iso(Date.now() + 7200_000);
+    box.api.respond = () => ({
+      status: 200,
+      body: {
+        expiresAt: extended,
+        idleSeconds: 900,
+        action: 'continue',
+        token: {
+          value: renewed.token,
+          tokenId: renewed.claims.jti,
+          expiresAt: iso(renewed.claims.exp * 1000),
+        },
+      },
+    });
+
+    const result = await run('annex-agent', [], box.env({ ...agentEnv, ANNEX_AGENT_MAX_TICKS: '2' }));
+    expect(result.code).toBe(0);
+    expect(await readFile(file, 'utf8')).toBe(`${renewed.token}\n`);
+    expect(await mode(file)).toBe(0o600);
+    // Installed once (the same token again changes nothing), then HTCondor re-read it, once.
+    expect(result.stderr.match(/installed a renewed IDTOKEN/g)).toHaveLength(1);
+    expect(result.stderr).toContain(`installed a renewed IDTOKEN ${renewed.claims.jti}`);
+    expect(await box.marker('condor_reconfig')).toBe('\n');
+    expect(result.stderr).not.toContain(renewed.token);
+    expect(await box.marker('poweroff')).toBeUndefined();
+  }, 60_000);
 
   it('reports booting 0/0 and the idle time when HTCondor does not answer', async () => {
     const box = await joined(iso(Date.now() + 600_000));

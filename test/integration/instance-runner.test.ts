@@ -2,19 +2,22 @@
 // moto, runs the real image/annex-boot and image/annex-agent (scripts/lib/instance-runner.ts)
 // against its own fake IMDS and the SigV4-checking gateway; it bootstraps, heartbeats as joined,
 // hears of an extension (HTCondor's AnnexExpiresAt follows), and the HTCondor stand-in's
-// STARTD_NOCLAIM_SHUTDOWN powers it off, which terminates it in moto; the sweep then records it.
-// Kept short: heartbeats every second, idle shutdown after 20 seconds (room for a slow machine).
+// STARTD_NOCLAIM_SHUTDOWN powers it off, which terminates it in moto; the sweep then records it. An
+// IDTOKENS pool's instance holds its own token, never the key, and gets a renewed one on extension.
+// Kept short: heartbeats every second, idle shutdown after 30 seconds (room for a slow machine, and
+// for the IDTOKENS test to extend its lease before its instance ends).
 import { randomBytes } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { DescribeInstancesCommand, EC2Client } from '@aws-sdk/client-ec2';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Enforcer } from '../../scripts/lib/enforcer.ts';
 import { startInstanceRunner, type InstanceRunner } from '../../scripts/lib/instance-runner.ts';
 import type { ApiClient, LocalStack } from '../../scripts/lib/stack.ts';
+import { condorScramble, TOKEN_GRACE_SECONDS, verifyToken } from '../../shared/domain/idtokens.ts';
 import { integrationStack, stackEnforcer } from '../support/integration-stack.ts';
 
-const IDLE_SECONDS = 20;
+const IDLE_SECONDS = 30;
 
 let stack: LocalStack;
 let enforcer: Enforcer;
@@ -76,7 +79,7 @@ interface InstanceView {
 interface Detail {
   annex: { expiresAt: string; runningCount?: number };
   instances: InstanceView[];
-  events: { type: string; detail?: { instanceIds?: string[] } }[];
+  events: { type: string; detail?: { instanceIds?: string[]; tokenIds?: string[] } }[];
 }
 
 const detail = async (name: string): Promise<Detail> => {
@@ -195,6 +198,93 @@ describe('instances of the local stack', () => {
         step,
       ).toBe(true);
   }, 120_000);
+
+  it('gives an IDTOKENS instance its own token, never the key, and renews it within one heartbeat of an extension', async () => {
+    // Prepare: a private IDTOKENS pool of alice's, and an annex of one instance in it.
+    const key = `annex-it-${randomBytes(16).toString('hex')}`;
+    const pool = `tok${randomBytes(3).toString('hex')}`;
+    const registered = await alice.request('PUT', `/v1/pools/${pool}`, {
+      collectorHost: '127.0.0.1',
+      collectorPort: 9618,
+      trustDomain: 'pool.test',
+      credential: { type: 'idtokens-signing-key', value: key },
+    });
+    expect(registered.status).toBe(200);
+    const name = `tok${randomBytes(3).toString('hex')}`;
+    const created = await alice.request(
+      'POST',
+      '/v1/annexes',
+      { name, pool, count: 1, instanceTypes: ['m5.large'], durationSeconds: 3600 },
+      { 'Idempotency-Key': `${name}-1` },
+    );
+    expect(created.status).toBe(201);
+    // Quick, before the runner's idle shutdown (IDLE_SECONDS) ends the instance: no wait for joined.
+    const instanceId = await waitFor('a bootstrapped instance', 30_000, async () => {
+      const i = (await detail(name)).instances[0];
+      return i?.bootstrappedAt === undefined ? undefined : i.instanceId;
+    });
+    const root = runner.instance(instanceId)?.root ?? '';
+    const tokenFile = join(root, 'etc/condor/tokens.d/annex');
+    const standIn = join(root, '..', 'condor', 'token');
+    const claimsOf = () => verifyToken(readFileSync(tokenFile, 'utf8'), Buffer.from(key))?.claims;
+    await waitFor('the stand-in to read the token', 15_000, async () =>
+      existsSync(standIn) ? true : undefined,
+    );
+
+    // Assess: no copy of the key anywhere on the instance, clear or scrambled as HTCondor stores it.
+    const files = (dir: string): string[] =>
+      readdirSync(dir, { withFileTypes: true }).flatMap((e) =>
+        e.isDirectory() ? files(join(dir, e.name)) : [join(dir, e.name)],
+      );
+    const scrambled = condorScramble(Buffer.from(key));
+    for (const file of files(root)) {
+      const bytes = readFileSync(file);
+      expect(bytes.includes(Buffer.from(key)), file).toBe(false);
+      expect(bytes.includes(scrambled), file).toBe(false);
+    }
+    expect(existsSync(join(root, 'etc/condor/passwords.d/POOL'))).toBe(false);
+    // Its own token, root-only, verifying under HTCondor's derivation with an execute point's claims.
+    expect(statSync(tokenFile).mode & 0o777).toBe(0o600);
+    const { annex } = await detail(name);
+    const first = claimsOf();
+    expect(first).toMatchObject({
+      iss: 'pool.test',
+      sub: `annex-${instanceId}@pool.test`,
+      exp: epoch(annex.expiresAt) + TOKEN_GRACE_SECONDS,
+      scope: 'condor:/READ condor:/ADVERTISE_STARTD condor:/ADVERTISE_MASTER',
+    });
+    // The HTCondor stand-in read it from SEC_TOKEN_SYSTEM_DIRECTORY.
+    expect(readFileSync(standIn, 'utf8')).toContain(`jti=${String(first?.jti)}`);
+
+    // Act: extend the lease.
+    const heartbeatsBefore = runner.instance(instanceId)?.heartbeats ?? 0;
+    const extended = await alice.request<{ annex: { expiresAt: string } }>(
+      'POST',
+      `/v1/annexes/${name}/extend`,
+      { durationSeconds: 7200 },
+    );
+    expect(extended.status).toBe(200);
+    const newExp = epoch(extended.body.annex.expiresAt) + TOKEN_GRACE_SECONDS;
+
+    // Assess: the next heartbeat brings a renewed token; annex-agent installs it and HTCondor re-reads it.
+    const renewed = await waitFor('the renewed token', 20_000, async () =>
+      claimsOf()?.exp === newExp ? claimsOf() : undefined,
+    );
+    expect((runner.instance(instanceId)?.heartbeats ?? 0) - heartbeatsBefore).toBeLessThanOrEqual(2);
+    expect(renewed?.jti).not.toBe(first?.jti);
+    expect(statSync(tokenFile).mode & 0o777).toBe(0o600);
+    await waitFor('the stand-in to use the renewed token', 10_000, async () =>
+      readFileSync(standIn, 'utf8').includes(`jti=${String(renewed?.jti)}`) ? true : undefined,
+    );
+
+    // Ending the annex lists both jtis, for SEC_TOKEN_REVOCATION_EXPR.
+    expect((await alice.request('DELETE', `/v1/annexes/${name}`)).status).toBe(202);
+    const ended = await detail(name);
+    expect(ended.events.find((e) => e.type === 'terminated')?.detail?.tokenIds).toEqual([
+      first?.jti,
+      renewed?.jti,
+    ]);
+  }, 90_000);
 
   it('stops an instance the control plane terminated (annex deleted)', async () => {
     // Prepare: a joined instance.

@@ -11,6 +11,7 @@ import { unmarshall } from '@aws-sdk/util-dynamodb';
 import { DescribeInstancesCommand, EC2Client } from '@aws-sdk/client-ec2';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { keys } from '../../shared/aws/keys.ts';
+import { verifyToken } from '../../shared/domain/idtokens.ts';
 import type { DevUser } from '../../scripts/lib/dev-users.ts';
 import type { Enforcer } from '../../scripts/lib/enforcer.ts';
 import { signedFetch } from '../../scripts/lib/gateway.ts';
@@ -196,8 +197,13 @@ describe('bootstrap', () => {
     expect(res.body).toMatchObject({
       annexId: bobs.annexId,
       collector: { host: 'cm.bob.example.org', port: 9619 },
-      credential: { type: 'idtokens-signing-key', value: BOB_SECRET },
+      credential: { type: 'idtoken' },
     });
+    // Bob's pool is an IDTOKENS pool: his instance gets its own token, never the signing key.
+    expect(verifyToken(res.body.credential.value, Buffer.from(BOB_SECRET))?.claims).toMatchObject({
+      sub: `annex-${bobs.instanceIds[0] ?? ''}@cm.bob.example.org`,
+    });
+    expect(JSON.stringify(res.body)).not.toContain(BOB_SECRET);
     expect(res.body.annexId).not.toBe(annexId);
     expect(JSON.stringify(res.body)).not.toContain(ALICE_SECRET);
     expect(res.body.condorConfig).toContain('TARGET.User =?= "bob@submit.example.org"');

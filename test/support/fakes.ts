@@ -23,6 +23,7 @@ import type {
   ExpirySchedules,
   FleetError,
   HeartbeatRecord,
+  IssuedToken,
   LaunchedInstance,
   LaunchRequest,
   LaunchResult,
@@ -210,6 +211,21 @@ export class InMemoryLeaseStore implements LeaseStore {
     rec.agentState = hb.agentState;
     if (hb.idleSince === undefined) delete rec.idleSince;
     else rec.idleSince ??= hb.idleSince;
+    return true;
+  }
+  async recordTokenIssued(
+    annexId: string,
+    instanceId: string,
+    token: IssuedToken,
+    event: AnnexEvent,
+  ): Promise<boolean> {
+    this.faults.check('recordTokenIssued');
+    const rec = this.instances.get(`${annexId}|${instanceId}`);
+    if (rec === undefined) return false;
+    rec.tokenIds = [...(rec.tokenIds ?? []), token.tokenId];
+    rec.tokenExpiresAt = token.expiresAt;
+    rec.tokenIssuedAt = token.issuedAt;
+    this.events.push(clone(event));
     return true;
   }
   async applyInstanceNotice(

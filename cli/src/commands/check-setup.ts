@@ -8,7 +8,7 @@ import { withHint, type Context } from '../context.ts';
 import { CliError, asCliError, errorLine } from '../errors.ts';
 import { checkText } from '../render.ts';
 import type { Pool } from '../types.ts';
-import { checkPool } from './pools.ts';
+import { checkPool, PASSWORD_POOL_WARNING } from './pools.ts';
 
 export interface SetupCheck {
   name: string;
@@ -88,11 +88,12 @@ export const run = async (ctx: Context): Promise<number> => {
             throw new CliError(`no pool named ${ctx.pool} is registered for you`, {
               code: 'NoPool',
               hint:
-                'missing step: register a pool (annex pools set POOL --collector HOST[:PORT] --password-file F), ' +
+                'missing step: register a pool (annex pools set POOL --collector HOST[:PORT] --token-key-file F), ' +
                 'or pick one of annex pools list with --pool',
             });
           }
-          return `${pool.name} (${pool.scope}): collector ${pool.collectorHost}:${pool.collectorPort}, ${pool.credentialType} credential`;
+          const about = `${pool.name} (${pool.scope}): collector ${pool.collectorHost}:${pool.collectorPort}, ${pool.credentialType} credential`;
+          return pool.credentialType === 'password' ? `${about} (warning: ${PASSWORD_POOL_WARNING})` : about;
         },
       },
       {

@@ -6,6 +6,13 @@ import { checkText, renderPools } from '../render.ts';
 import type { Pool, PoolCheck } from '../types.ts';
 import { fieldHint, readTextFile } from './common.ts';
 
+/** HTCondor's PASSWORD method needs the password itself on every machine of the pool. */
+export const PASSWORD_POOL_WARNING =
+  'a password pool hands its pool-wide secret to every annex machine (whoever is root there can ' +
+  'join or impersonate any daemon of the pool); register the IDTOKENS signing key instead ' +
+  '(--token-key-file): each instance then gets only its own token, limited to an execute point ' +
+  'and expiring with its lease';
+
 const poolPath = (name: string, suffix = '') => `/v1/pools/${encodeURIComponent(name)}${suffix}`;
 
 export const parseCollector = (text: string): { collectorHost: string; collectorPort?: number } => {
@@ -70,6 +77,7 @@ const set = async (ctx: Context): Promise<number> => {
   ctx.out.print(
     `Pool ${pool.name} (${pool.scope}) registered: collector ${pool.collectorHost}:${pool.collectorPort}.`,
   );
+  if (pool.credentialType === 'password') ctx.out.note(`warning: ${PASSWORD_POOL_WARNING}`);
   return 0;
 };
 

@@ -4,6 +4,7 @@ import {
   classAdString,
   PLACEHOLDER_INSTANCE_ID,
   POOL_CREDENTIAL_FILE,
+  TOKEN_DIRECTORY,
   POWEROFF_SCRIPT,
   renderCondorConfig,
   startExpression,
@@ -84,6 +85,7 @@ describe('renderCondorConfig', () => {
       ALLOW_ADMINISTRATOR: 'condor_pool@*, condor@*',
       ENCRYPT_EXECUTE_DIRECTORY: 'True',
       START:
+        '(TARGET.MayUseAWS =?= true || TARGET.TargetAnnexName =?= MY.AnnexName) && ' +
         '(TARGET.Owner =?= "alice") && (TARGET.AllowedJobDuration =?= undefined || ' +
         '(MY.AnnexExpiresAt - time()) >= TARGET.AllowedJobDuration)',
     });
@@ -105,14 +107,16 @@ describe('renderCondorConfig', () => {
     expect(config.has('TCP_FORWARDING_HOST')).toBe(false);
   });
 
-  it('uses IDTOKENS with the pool signing key in the same file for a token-signing key', () => {
+  it('uses IDTOKENS with the instance’s own token directory and no signing key', () => {
     // Act
     const config = knobs(renderCondorConfig(input({ credentialType: 'idtokens-signing-key' })));
 
     // Assess
     expect(config.get('SEC_DEFAULT_AUTHENTICATION_METHODS')).toBe('FS, IDTOKENS');
-    expect(config.get('SEC_TOKEN_POOL_SIGNING_KEY_FILE')).toBe(POOL_CREDENTIAL_FILE);
-    expect(config.get('SEC_PASSWORD_FILE')).toBe(POOL_CREDENTIAL_FILE);
+    expect(config.get('SEC_TOKEN_SYSTEM_DIRECTORY')).toBe(TOKEN_DIRECTORY);
+    expect(config.get('SEC_ENABLE_MATCH_PASSWORD_AUTHENTICATION')).toBe('True');
+    expect(config.has('SEC_TOKEN_POOL_SIGNING_KEY_FILE')).toBe(false);
+    expect(config.has('SEC_PASSWORD_FILE')).toBe(false);
     expect(config.get('TRUST_DOMAIN')).toBe('cm.example.org');
   });
 
@@ -220,13 +224,20 @@ describe('renderCondorConfig', () => {
 describe('startExpression', () => {
   it('lets any user’s jobs run when the annex names no users, still only if they fit the lease', () => {
     expect(startExpression([])).toBe(
-      '(TARGET.AllowedJobDuration =?= undefined || (MY.AnnexExpiresAt - time()) >= TARGET.AllowedJobDuration)',
+      '(TARGET.MayUseAWS =?= true || TARGET.TargetAnnexName =?= MY.AnnexName) && ' +
+        '(TARGET.AllowedJobDuration =?= undefined || (MY.AnnexExpiresAt - time()) >= TARGET.AllowedJobDuration)',
     );
   });
 
   it('matches a bare name on the job’s Owner and user@domain on its User, case-sensitively', () => {
-    expect(startExpression(['alice', 'bob@submit.example.org'])).toMatch(
-      /^\(TARGET\.Owner =\?= "alice" \|\| TARGET\.User =\?= "bob@submit\.example\.org"\) && /,
+    expect(startExpression(['alice', 'bob@submit.example.org'])).toContain(
+      ' && (TARGET.Owner =?= "alice" || TARGET.User =?= "bob@submit.example.org") && ',
+    );
+  });
+
+  it('starts only jobs that opted in: MayUseAWS or this annex as their TargetAnnexName', () => {
+    expect(startExpression(['alice'])).toMatch(
+      /^\(TARGET\.MayUseAWS =\?= true \|\| TARGET\.TargetAnnexName =\?= MY\.AnnexName\) && /,
     );
   });
 

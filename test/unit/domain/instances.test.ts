@@ -18,6 +18,7 @@ import {
 } from '../../../shared/domain/instances.ts';
 import type { Annex, Caller } from '../../../shared/domain/model.ts';
 import { putPool } from '../../../shared/domain/pools.ts';
+import { TOKEN_GRACE_SECONDS, verifyToken } from '../../../shared/domain/idtokens.ts';
 import type { InstanceSettings } from '../../../shared/domain/ports.ts';
 import { sweep, type SweepDeps } from '../../../shared/domain/sweep.ts';
 import {
@@ -31,6 +32,7 @@ import { domainDeps, putDefaultPool, TEST_SWEEP } from '../../support/domain-dep
 
 const ROLE = 'annex-test-instance';
 const POOL_PASSWORD = 'pool-password-123';
+const SIGNING_KEY = 'pool-signing-key-456';
 const alice: Caller = { principalArn: 'arn:aws:iam::123456789012:user/alice', admin: false };
 const bob: Caller = { principalArn: 'arn:aws:iam::123456789012:user/bob', admin: false };
 const admin: Caller = { principalArn: 'arn:aws:iam::123456789012:user/admin', admin: true };
@@ -245,8 +247,51 @@ describe('bootstrapInstance', () => {
     expect(b).toMatchObject({
       annexId: theirs.annex.id,
       collector: { host: 'cm.bob.example.org', port: 9619 },
-      credential: { type: 'idtokens-signing-key', value: 'bobs-signing-key' },
+      credential: { type: 'idtoken' },
     });
+    expect(verifyToken(b.credential.value, Buffer.from('bobs-signing-key'))).toBeDefined();
+  });
+
+  it('gives an IDTOKENS instance its own lease-bound execute-point token, never the key', async () => {
+    // Prepare
+    await putPool(deps, alice, 'tokens', {
+      collectorHost: 'cm.example.org',
+      collectorPort: 9618,
+      credential: { type: 'idtokens-signing-key', value: SIGNING_KEY },
+      trustDomain: 'pool.example.org',
+    });
+    const { annex, first } = await launched({ pool: 'tokens' });
+
+    // Act
+    const answer = await bootstrapInstance(deps, instance(first));
+
+    // Assess
+    expect(JSON.stringify(answer)).not.toContain(SIGNING_KEY);
+    expect(answer.condorConfig).not.toContain('SEC_TOKEN_POOL_SIGNING_KEY_FILE');
+    const token = verifyToken(answer.credential.value, Buffer.from(SIGNING_KEY));
+    expect(token?.header).toEqual({ alg: 'HS256', kid: 'POOL' });
+    const exp = Math.floor(Date.parse(annex.expiresAt) / 1000) + TOKEN_GRACE_SECONDS;
+    expect(token?.claims).toEqual({
+      iss: 'pool.example.org',
+      sub: `annex-${first}@pool.example.org`,
+      iat: Math.floor(clock.now().getTime() / 1000),
+      exp,
+      jti: expect.stringMatching(/^[0-9a-f]{32}$/),
+      scope: 'condor:/READ condor:/ADVERTISE_STARTD condor:/ADVERTISE_MASTER',
+    });
+    expect(answer.credential).toMatchObject({
+      type: 'idtoken',
+      tokenId: token?.claims.jti,
+      expiresAt: new Date(exp * 1000).toISOString(),
+    });
+    // Recorded: the jti and expiry, never the token.
+    expect(eventsOf(annex, 'token-issued')).toEqual([
+      expect.objectContaining({
+        detail: expect.objectContaining({ instanceId: first, tokenId: token?.claims.jti }),
+      }),
+    ]);
+    expect(JSON.stringify(store.events)).not.toContain(answer.credential.value);
+    expect(await store.getInstance(annex.id, first)).toMatchObject({ tokenIds: [token?.claims.jti] });
   });
 
   it('refuses a caller that is not the instance role, recording nothing', async () => {
@@ -386,6 +431,59 @@ describe('recordHeartbeat', () => {
 
     // Assess
     expect(answer).toEqual({ expiresAt: extended.expiresAt, idleSeconds: 600, action: 'continue' });
+  });
+
+  it('renews an IDTOKENS instance’s token when the lease moves, and lists every jti at the end', async () => {
+    // Prepare
+    await putPool(deps, alice, 'tokens', {
+      collectorHost: 'cm.example.org',
+      collectorPort: 9618,
+      credential: { type: 'idtokens-signing-key', value: SIGNING_KEY },
+    });
+    const { annex, first } = await launched({ pool: 'tokens' });
+    const boot = await bootstrapInstance(deps, instance(first));
+    clock.advance(3 * 60);
+
+    // Act
+    const unchanged = await recordHeartbeat(deps, instance(first), heartbeat());
+    const extended = await extendAnnex(deps, alice, { name: 'ToddsGPU' }, { durationSeconds: 7200 });
+    const renewed = await recordHeartbeat(deps, instance(first), heartbeat());
+    clock.advance(60);
+    const resent = await recordHeartbeat(deps, instance(first), heartbeat());
+    clock.advance(3 * 60);
+    const after = await recordHeartbeat(deps, instance(first), heartbeat());
+    const ended = await deleteAnnex(deps, alice, { name: 'ToddsGPU' });
+
+    // Assess
+    expect(unchanged.token).toBeUndefined();
+    const exp = Math.floor(Date.parse(extended.expiresAt) / 1000) + TOKEN_GRACE_SECONDS;
+    expect(renewed.token?.expiresAt).toBe(new Date(exp * 1000).toISOString());
+    expect(verifyToken(renewed.token?.value ?? '', Buffer.from(SIGNING_KEY))?.claims).toMatchObject({
+      sub: `annex-${first}@cm.example.org`,
+      exp,
+    });
+    // In case the answer was lost: the same token again for a few heartbeats, then nothing.
+    expect(resent.token).toEqual(renewed.token);
+    expect(after.token).toBeUndefined();
+    const jtis = eventsOf(annex, 'token-issued').map((e) => e.detail?.tokenId);
+    expect(jtis).toEqual([
+      boot.credential.type === 'idtoken' ? boot.credential.tokenId : '',
+      renewed.token?.tokenId,
+    ]);
+    expect(eventsOf(ended, 'terminated')[0]?.detail).toMatchObject({ tokenIds: jtis });
+  });
+
+  it('never sends a token to an instance of a password pool', async () => {
+    // Prepare
+    const { first } = await launched();
+    await bootstrapInstance(deps, instance(first));
+    await extendAnnex(deps, alice, { name: 'ToddsGPU' }, { durationSeconds: 7200 });
+
+    // Act
+    const answer = await recordHeartbeat(deps, instance(first), heartbeat());
+
+    // Assess
+    expect(answer.token).toBeUndefined();
   });
 
   it('tells the instance of an ended annex to shut down and writes nothing', async () => {
