@@ -62,8 +62,8 @@ export interface Enforcer {
   fireDueSchedules(): Promise<number>;
   /** When the schedule named `name` whose `at()` names `atMs` fires under the precision model. */
   fireTime(name: string, atMs: number): number;
-  /** Runs each rate(...) function once, as its EventBridge rule would. */
-  runRateFunctions(): Promise<unknown[]>;
+  /** Runs each rate(...) function (or those of `only`) once, as its EventBridge rule would. */
+  runRateFunctions(only?: readonly string[]): Promise<unknown[]>;
   /** Delivers one EventBridge event to every function whose eventBridge pattern matches it. */
   deliverEvent(event: Record<string, unknown>): Promise<unknown[]>;
   /**
@@ -205,9 +205,11 @@ export function startEnforcer(options: EnforcerOptions): Enforcer {
       return rate === undefined ? [] : [{ key, everyMs: rateMs(rate) }];
     }),
   );
-  const runRateFunctions = () =>
+  const runRateFunctions = (only?: readonly string[]) =>
     Promise.all(
-      rateFunctions.map(({ key }) => invoke(key, { source: 'aws.events', 'detail-type': 'Scheduled Event' })),
+      rateFunctions
+        .filter(({ key }) => only === undefined || only.includes(key))
+        .map(({ key }) => invoke(key, { source: 'aws.events', 'detail-type': 'Scheduled Event' })),
     );
 
   const deliverEvent = async (event: Record<string, unknown>): Promise<unknown[]> => {
