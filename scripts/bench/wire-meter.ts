@@ -7,6 +7,7 @@
 // the requests SSM makes to KMS for a SecureString (one Encrypt per put, one Decrypt per read with
 // decryption).
 import { createServer, request as httpRequest, type IncomingMessage } from 'node:http';
+import { readAll } from '../lib/lambda-local.ts';
 import type { AddressInfo } from 'node:net';
 
 export interface WireCounts {
@@ -55,14 +56,6 @@ export const diff = (after: WireCounts, before: WireCounts): WireCounts => ({
   writeUnits: after.writeUnits - before.writeUnits,
   kmsRequests: after.kmsRequests - before.kmsRequests,
 });
-
-const readAll = (stream: IncomingMessage): Promise<Buffer> =>
-  new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    stream.on('data', (c: Buffer) => chunks.push(c));
-    stream.once('end', () => resolve(Buffer.concat(chunks)));
-    stream.once('error', reject);
-  });
 
 const capacityOf = (body: unknown): number => {
   const consumed = (body as { ConsumedCapacity?: unknown }).ConsumedCapacity;
