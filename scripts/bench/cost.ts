@@ -47,7 +47,7 @@ export interface PriceBook {
 export const priceBookFile = join(repoRoot, 'scripts', 'bench', 'aws-prices.json');
 export const readPriceBook = (): PriceBook => JSON.parse(readFileSync(priceBookFile, 'utf8')) as PriceBook;
 
-/** The at-rest phase measured before the at-rest changes (same command, that commit). */
+/** The at-rest phases measured before the notifier's rule became conditional (same meter, that commit). */
 export const beforeFile = join(repoRoot, 'scripts', 'bench', 'cost-at-rest-before.json');
 
 /** Minutes in a 30-day month: the rate(1 minute) rules fire this often. */
@@ -182,7 +182,7 @@ export interface CostSection {
   atRest: AtRest;
   /** What the Slack notifier adds at rest where Slack is configured. */
   slackAtRest: AtRest;
-  /** Measured the same way before the at-rest changes: the sweep and the notifier, always both. */
+  /** Measured the same way before the notifier's rule became conditional: both, always. */
   before?: { commit: string; atRest: Dollars };
   perPhase: { name: string; cost: Dollars; phase: Phase }[];
   /** Sweep cost per tick against live annexes (0, the lifecycle's, the scale run's) and the fitted slope. */
@@ -385,7 +385,7 @@ export function renderCostSection(outcome: Outcome<CostSection>): { summary: str
     ...(c.before === undefined
       ? []
       : [
-          `| before (commit ${c.before.commit}: the sweep with every listing, the notifier always on) | ${dollarCells(c.before.atRest)} |`,
+          `| before (commit ${c.before.commit}: the sweep and the Slack notifier, always both) | ${dollarCells(c.before.atRest)} |`,
         ]),
     `| ${c.before === undefined ? 'this commit' : 'after'}: the sweep alone, no Slack | ${dollarCells(c.atRest.monthly)} |`,
     `| with Slack configured, the notifier adds | ${dollarCells(c.slackAtRest.monthly)} |`,

@@ -75,19 +75,7 @@ export interface SweepReport {
   taggedInstances: number;
   actions: SweepAction[];
   errors: number;
-  /** False when the control plane was at rest and the leak listings waited for the hourly run. */
-  leakListings: boolean;
 }
-
-/**
- * At rest (no live lease, no tagged instance) the sweep lists EC2 and the live index only, which
- * still catches every orphan instance each minute; the leak listings (credential copies, launch
- * templates, schedules: none of them costs anything while it waits) run in the first minute of
- * each hour. A leak can only come from an annex that was live, and while any is, they run every
- * minute.
- */
-export const runsLeakListings = (liveAnnexes: number, taggedInstances: number, now: Date): boolean =>
-  liveAnnexes > 0 || taggedInstances > 0 || now.getUTCMinutes() === 0;
 
 const ageSeconds = (now: Date, iso: string | undefined): number =>
   iso === undefined ? Number.POSITIVE_INFINITY : (now.getTime() - Date.parse(iso)) / 1000;
@@ -168,19 +156,15 @@ export const sweep = async (deps: SweepDeps): Promise<SweepReport> => {
     guarded('orphans', annexId, () => terminateOrphans(deps, annexId, instances, act)),
   );
 
-  const leakListings = runsLeakListings(live.length, tagged.length, startedAt);
-  if (leakListings) {
-    await guarded('parameters', '*', () => deleteLeakedParameters(deps, liveById, act));
-    await guarded('launch-templates', '*', () => deleteLeakedLaunchTemplates(deps, liveById, act));
-    await guarded('schedules', '*', () => reconcileSchedules(deps, live, liveById, act));
-  }
+  await guarded('parameters', '*', () => deleteLeakedParameters(deps, liveById, act));
+  await guarded('launch-templates', '*', () => deleteLeakedLaunchTemplates(deps, liveById, act));
+  await guarded('schedules', '*', () => reconcileSchedules(deps, live, liveById, act));
 
   return {
     startedAt: toIso(startedAt),
     finishedAt: toIso(deps.clock.now()),
     liveAnnexes: live.length,
     taggedInstances: tagged.length,
-    leakListings,
     actions,
     errors,
   };

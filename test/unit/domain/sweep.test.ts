@@ -707,49 +707,6 @@ describe('sweep: isolation and logging', () => {
   });
 });
 
-describe('sweep at rest', () => {
-  const leakedParameter = async () => {
-    const annex = await create();
-    secrets.faults.failNext('deleteAnnexCredential', new Error('throttled'));
-    await deleteAnnex(deps, alice, { name: 'ToddsGPU' });
-    return annex;
-  };
-
-  it('with nothing live and no tagged instance, leaves the leak listings to the first minute of the hour', async () => {
-    const annex = await leakedParameter();
-    clock.advance(120);
-
-    const resting = await sweep(deps);
-
-    expect(resting).toMatchObject({ liveAnnexes: 0, taggedInstances: 0, leakListings: false, actions: [] });
-    expect(secrets.annexParameters()).toHaveLength(1);
-
-    clock.advance(3600 - 120);
-    const hourly = await sweep(deps);
-
-    expect(hourly.leakListings).toBe(true);
-    expect(hourly.actions).toContainEqual(
-      expect.objectContaining({ action: 'delete-parameter', annexId: annex.id }),
-    );
-    expect(secrets.annexParameters()).toEqual([]);
-  });
-
-  it('still terminates an orphan every minute, and then runs the leak listings too', async () => {
-    await leakedParameter();
-    clock.advance(120);
-    const orphan = compute.startByHand(
-      { 'annex:id': UNKNOWN_ANNEX, 'annex:stage': 'test' },
-      ago(SWEEP.orphanMinAgeSeconds),
-    );
-
-    const report = await sweep(deps);
-
-    expect(report.leakListings).toBe(true);
-    expect(compute.running().map((i) => i.instanceId)).not.toContain(orphan);
-    expect(secrets.annexParameters()).toEqual([]);
-  });
-});
-
 describe('expireAnnex', () => {
   const fireDue = async (): Promise<(Annex | undefined)[]> => {
     const results: (Annex | undefined)[] = [];
