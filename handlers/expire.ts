@@ -1,5 +1,10 @@
-/** Target of the per-annex EventBridge Scheduler `at(expiresAt)` schedule: end that annex. */
+/**
+ * Target of the per-annex EventBridge Scheduler schedule, which fires up to two minutes before the
+ * expiry (the Scheduler's precision is a minute): wait for the exact second, then end that annex.
+ */
+import { setTimeout as sleep } from 'node:timers/promises';
 import { expireAnnex } from '../shared/domain/annexes.ts';
+import { EXPIRY_MAX_WAIT_SECONDS } from '../shared/domain/lease.ts';
 import { terminateDeps } from '../shared/aws/deps-ec2.ts';
 import { logger } from '../shared/log.ts';
 
@@ -13,7 +18,10 @@ export const handler = async (event: ExpiryEvent): Promise<{ annexId: string; st
     logger.error('expiry event without a valid annex id', { annexId: String(event.annexId) });
     return { annexId: String(event.annexId) };
   }
-  const annex = await expireAnnex(terminateDeps(), event.annexId);
+  const annex = await expireAnnex(terminateDeps(), event.annexId, {
+    sleep: (ms) => sleep(ms),
+    maxWaitMs: EXPIRY_MAX_WAIT_SECONDS * 1000,
+  });
   logger.info('expiry handled', { annexId: event.annexId, firedFor: event.expiresAt, state: annex?.state });
   return { annexId: event.annexId, ...(annex === undefined ? {} : { state: annex.state }) };
 };

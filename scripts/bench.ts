@@ -7,6 +7,8 @@
 //                    (scripts/bench/enforcement.ts; ~2.5 min)
 //   5. sweep    — one sweep over 10,000 live leases / 20,000 instances (EC2/SSM/Scheduler in memory) and
 //                 a scaled-down one all in moto (scripts/bench/sweep.ts; ~3.5 min)
+//   7. cost     — the control plane's monthly cost at rest and per annex-hour, from metered local runs of
+//                 the real handlers and AWS list prices (scripts/bench/cost.ts; ~4 min)
 // `--only=bundles,cold` runs a subset (cold needs bundles); the skipped sections are marked as such.
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { availableParallelism, loadavg, totalmem } from 'node:os';
@@ -18,9 +20,10 @@ import { runEnforcementSection, type EnforcementSection } from './bench/enforcem
 import { runLatencySection, type LatencySection } from './bench/latency.ts';
 import { runSweepSection, type SweepSection } from './bench/sweep.ts';
 import { renderCliSection, runCliSection } from './bench/cli.ts';
+import { renderCostSection, runCostSection, type CostSection } from './bench/cost.ts';
 import { renderReport, type MachineNotes, type Outcome } from './bench/report.ts';
 
-const SECTIONS = ['bundles', 'cold', 'latency', 'enforcement', 'sweep', 'cli'] as const;
+const SECTIONS = ['bundles', 'cold', 'latency', 'enforcement', 'sweep', 'cli', 'cost'] as const;
 type Section = (typeof SECTIONS)[number];
 
 const startedAt = Date.now();
@@ -133,6 +136,11 @@ async function main(): Promise<number> {
   log('section 6: annex --help start-up');
   const cli = await attempt('cli', run, runCliSection);
 
+  log('section 7: what it costs (metered local runs, ~4 min)');
+  const cost: Outcome<CostSection> = await attempt('cost', run, () =>
+    runCostSection(log, join(repoRoot, '.bench', 'cost-logs.ndjson')),
+  );
+
   const notes: MachineNotes = {
     command: commandLine(),
     date: new Date(startedAt).toISOString(),
@@ -165,13 +173,20 @@ async function main(): Promise<number> {
   };
   notes.versions.moto = motoVersion();
   const file = join(repoRoot, 'BENCHMARKS.md');
-  // The CLI's row joins the summary table (before the blank line that ends it); its section goes last.
+  // The CLI's and the cost's rows join the summary table (before the blank line that ends it); their
+  // sections go last.
   const report = renderReport(notes, bundles, cold, latency, enforcement, sweep);
-  const { summary, section } = renderCliSection(cli);
+  const cliReport = renderCliSection(cli);
+  const costReport = renderCostSection(cost);
   const tableEnd = report.indexOf('\n\n', report.indexOf('## Summary') + '## Summary\n\n'.length);
-  writeFileSync(file, `${report.slice(0, tableEnd)}\n${summary}${report.slice(tableEnd)}\n${section}`);
+  writeFileSync(
+    file,
+    `${report.slice(0, tableEnd)}\n${cliReport.summary}\n${costReport.summary}${report.slice(tableEnd)}\n${cliReport.section}\n${costReport.section}`,
+  );
   log(`wrote ${file}`);
-  const failed = [bundles, cold, latency, enforcement, sweep, cli].some((o) => !o.ok && !('skipped' in o));
+  const failed = [bundles, cold, latency, enforcement, sweep, cli, cost].some(
+    (o) => !o.ok && !('skipped' in o),
+  );
   return failed ? 1 : 0;
 }
 

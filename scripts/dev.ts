@@ -51,6 +51,9 @@ const main = async () => {
   const heartbeatSeconds = seconds('ANNEX_DEV_HEARTBEAT_SECONDS', 1);
   const idleSeconds = seconds('ANNEX_DEV_IDLE_SECONDS', 1);
   const slots = seconds('ANNEX_DEV_SLOTS', 1);
+  // EventBridge Scheduler's one-minute precision, modeled (0: fire at the named second).
+  const schedulerPrecisionMs = seconds('ANNEX_DEV_SCHEDULER_PRECISION_MS', 0);
+  const schedulerSeed = seconds('ANNEX_DEV_SCHEDULER_SEED', 0);
   const emulators = await startEmulators({
     dynamoPort: port('ANNEX_DEV_DYNAMODB_PORT', 8000),
     motoPort: port('ANNEX_DEV_MOTO_PORT', 5050),
@@ -97,6 +100,8 @@ const main = async () => {
     region: stack.region,
     stage: stack.stage,
     scheduleGroup: stack.scheduleGroup,
+    ...(schedulerPrecisionMs === undefined ? {} : { precisionMs: schedulerPrecisionMs }),
+    ...(schedulerSeed === undefined ? {} : { seed: schedulerSeed }),
     log: (line) => console.error(`[enforce] ${line}`),
     // EC2 events moto cannot send: state changes from its listings, and `npm run dev:event`'s files.
     eventsDir: join(repoRoot, '.annex', 'events'),

@@ -1,10 +1,12 @@
 // Section 4: enforcement latency, from the instant a lease expires to the TerminateInstances call
 // for its instances, on two paths measured side by side in one run of real (wall-clock) time:
 //
-// (a) schedule path (stage `bench`): the per-annex `at(expiry)` schedule that createAnnex writes to
-//     moto's EventBridge Scheduler is fired by the dev runner (`startEnforcer`, scripts/lib/
-//     enforcer.ts: `fireDueSchedules()` every `pollMs`, as its timer does), whose expire target is
-//     `expireAnnex` with the deps the expire handler builds (`terminateDeps()`), on clients this
+// (a) schedule path (stage `bench`): the per-annex schedule that createAnnex writes to moto's
+//     EventBridge Scheduler (`at()` names the latest minute that ends by the expiry) is fired by the
+//     dev runner (`startEnforcer`, scripts/lib/enforcer.ts: `fireDueSchedules()` every `pollMs`, as
+//     its timer does) at a seeded, uniformly random point of that minute, as the Scheduler fires
+//     (its documented precision); the expire target is `expireAnnex` with the deps and the wait the
+//     expire handler passes (`terminateDeps()`, sleep until the exact second), on clients this
 //     process owns so that a middleware can timestamp each TerminateInstances.
 // (b) sweep-only path (stage `benchsw`, its own table and schedule group, so neither path can end
 //     the other's annexes): nothing fires its schedules; `sweep()` with the reaper's deps runs on
@@ -13,15 +15,20 @@
 //     are ended by one catch-up sweep: their latency is (next on-cadence tick − expiry, arithmetic)
 //     + (catch-up sweep start → their TerminateInstances, measured).
 //
-// Annexes of both paths (2 × m5.large each, durationSeconds 60) are created alternately, one every
+// Annexes of both paths (2 × m5.large each, durationSeconds 150: at least two minutes, so the
+// schedule's minute is still ahead when it is written) are created alternately, one every
 // spread / (2n) seconds, so that expiries spread evenly over `spreadSeconds` (≥ 60 s: one whole
 // sweep period, so the wait for the next tick covers [0, 60 s)).
 import { loadavg } from 'node:os';
 import type { Caller } from '../../shared/domain/model.ts';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { GetScheduleCommand } from '@aws-sdk/client-scheduler';
 import { createAnnex, expireAnnex } from '../../shared/domain/annexes.ts';
+import { EXPIRY_MAX_WAIT_SECONDS } from '../../shared/domain/lease.ts';
+import { scheduleName } from '../../shared/aws/schedules.ts';
 import { sweep, type SweepReport } from '../../shared/domain/sweep.ts';
 import { logger } from '../../shared/log.ts';
-import { startEnforcer } from '../lib/enforcer.ts';
+import { atTime, startEnforcer } from '../lib/enforcer.ts';
 import type { GatewayHandler } from '../lib/gateway.ts';
 import { CommandRecorder } from './instrument.ts';
 import {
@@ -55,7 +62,11 @@ export interface AnnexTiming {
   /** First successful TerminateInstances naming one of its instances: sent, answered. */
   terminateSentAt?: number;
   terminateDoneAt?: number;
-  /** Schedule path: the second `at()` names (expiry rounded up), and when the target was invoked. */
+  /**
+   * Schedule path: the minute `at()` names, the point of it the runner's precision model fires
+   * at, and when the target was invoked.
+   */
+  namedAt?: number;
   fireAt?: number;
   invokedAt?: number;
   /** Sweep path: the tick that ended it. */
@@ -95,10 +106,20 @@ export interface EnforcementSection {
   phaseMs: number;
   /** Expiries actually spanned (first → last). */
   expirySpanMs: number;
+  /** The dev runner's model of the Scheduler's precision. */
+  precisionMs: number;
+  seed: number;
   schedule: PathResult & {
-    rounding: Dist;
+    /** expiry − the minute `at()` names. */
+    early: Dist;
+    /** Modeled fire point − that minute. */
+    inMinute: Dist;
+    /** Modeled fire point → target invoked (the runner's poll). */
     detection: Dist;
-    handler: Dist;
+    /** Target invoked → expiry: the handler's wait for the exact second. */
+    wait: Dist;
+    /** Annexes whose target was invoked after their expiry. */
+    firedLate: number;
     terminateCall: Dist;
     fired: number;
     runnerFailures: string[];
@@ -136,7 +157,15 @@ const sleepUntil = (at: number): Promise<void> =>
 export async function runEnforcementSection(
   log: (line: string) => void,
   logFile: string,
-  { annexesPerPath = 24, durationSeconds = 60, spreadSeconds = 64, pollMs = 1000, graceMs = 10_000 } = {},
+  {
+    annexesPerPath = 24,
+    durationSeconds = 150,
+    spreadSeconds = 64,
+    pollMs = 1000,
+    graceMs = 10_000,
+    precisionMs = 60_000,
+    seed = 2026,
+  } = {},
 ): Promise<EnforcementSection> {
   const sweepEveryMs = 60_000;
   const started = Date.now();
@@ -179,7 +208,10 @@ export async function runEnforcementSection(
       const annexId = String(event.annexId);
       const t = annexes.get(annexId);
       if (t !== undefined) t.invokedAt ??= Date.now();
-      const annex = await expireAnnex(depsA, annexId);
+      const annex = await expireAnnex(depsA, annexId, {
+        sleep: (ms) => sleep(ms),
+        maxWaitMs: EXPIRY_MAX_WAIT_SECONDS * 1000,
+      });
       logger.info('expiry handled', { annexId, firedFor: event.expiresAt, state: annex?.state });
       return { annexId, ...(annex === undefined ? {} : { state: annex.state }) };
     };
@@ -190,6 +222,8 @@ export async function runEnforcementSection(
       stage: stack.stage,
       scheduleGroup: stack.scheduleGroup,
       pollMs,
+      precisionMs,
+      seed,
       timers: false,
       loadHandler: async (path) => {
         if (path !== 'handlers/expire.handler') throw new Error(`enforcement bench: no handler ${path}`);
@@ -269,13 +303,22 @@ export async function runEnforcementSection(
       });
       createMs.push(Date.now() - t0);
       const expiresAt = Date.parse(annex.expiresAt);
+      let timing: Pick<AnnexTiming, 'namedAt' | 'fireAt'> = {};
+      if (path === 'schedule') {
+        const name = scheduleName(annex.id, annex.expiresAt);
+        const { ScheduleExpression } = await clientsA.scheduler.send(
+          new GetScheduleCommand({ GroupName: stack.scheduleGroup, Name: name }),
+        );
+        const namedAt = atTime(ScheduleExpression) ?? Number.NaN;
+        timing = { namedAt, fireAt: enforcer.fireTime(name, namedAt) };
+      }
       annexes.set(annex.id, {
         path,
         annexId: annex.id,
         createdAt: t0,
         expiresAt,
         instanceIds: [...ownerOf].filter(([, a]) => a === annex.id).map(([id]) => id),
-        ...(path === 'schedule' ? { fireAt: Math.ceil(expiresAt / 1000) * 1000 } : {}),
+        ...timing,
       });
       if (annex.state !== 'RUNNING') log(`enforcement: ${annex.name} is ${annex.state} after create`);
     }
@@ -337,15 +380,13 @@ export async function runEnforcementSection(
         annexes: ofPath('schedule').length,
         terminated: sched.length,
         latency: dist(sched.map((a) => a.latencyMs as number)),
-        rounding: dist(sched.map((a) => (a.fireAt as number) - a.expiresAt)),
+        early: dist(sched.map((a) => a.expiresAt - (a.namedAt as number))),
+        inMinute: dist(sched.map((a) => (a.fireAt as number) - (a.namedAt as number))),
         detection: dist(
           sched.flatMap((a) => (a.invokedAt === undefined ? [] : [a.invokedAt - (a.fireAt as number)])),
         ),
-        handler: dist(
-          sched.flatMap((a) =>
-            a.invokedAt === undefined ? [] : [(a.terminateSentAt as number) - a.invokedAt],
-          ),
-        ),
+        wait: dist(sched.flatMap((a) => (a.invokedAt === undefined ? [] : [a.expiresAt - a.invokedAt]))),
+        firedLate: sched.filter((a) => a.invokedAt !== undefined && a.invokedAt > a.expiresAt).length,
         terminateCall: dist(sched.map((a) => (a.terminateDoneAt as number) - (a.terminateSentAt as number))),
         fired: runnerLog.filter((l) => / fired /.test(l)).length,
         runnerFailures: runnerLog.filter((l) => /failed/.test(l)),
@@ -381,6 +422,8 @@ export async function runEnforcementSection(
     durationSeconds,
     spreadSeconds,
     pollMs,
+    precisionMs,
+    seed,
     sweepEveryMs,
     ...s,
     elapsedMs: Date.now() - started,

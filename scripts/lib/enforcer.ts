@@ -1,7 +1,10 @@
 // Makes the local stack enforce leases as AWS does. moto stores EventBridge Scheduler schedules but
 // never fires them, and its EventBridge cannot target a Lambda (see TOOLCHAIN.md), so this runner:
 // - polls the stage's schedule group, and when an `at(...)` schedule is due invokes its target
-//   function's real handler with the schedule's input, then deletes it (ActionAfterCompletion);
+//   function's real handler with the schedule's input, then deletes it (ActionAfterCompletion).
+//   "Due" models EventBridge Scheduler's documented precision: each schedule fires at a uniformly
+//   random point of the minute its `at()` names (`precisionMs`, seeded by `seed` and the schedule's
+//   name), not at the named second. Invocations run concurrently, as Lambda runs them;
 // - invokes every function that has a `schedule: rate(...)` event in serverless.yml (the sweep) at
 //   that rate.
 // - delivers EC2's EventBridge events to the functions whose `eventBridge` pattern matches them:
@@ -13,10 +16,11 @@
 import {
   DeleteScheduleCommand,
   GetScheduleCommand,
+  type GetScheduleCommandOutput,
   ListSchedulesCommand,
   SchedulerClient,
 } from '@aws-sdk/client-scheduler';
-import { randomUUID } from 'node:crypto';
+import { createHash, randomInt, randomUUID } from 'node:crypto';
 import { mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { DescribeInstancesCommand, EC2Client } from '@aws-sdk/client-ec2';
@@ -30,6 +34,13 @@ export interface EnforcerOptions {
   scheduleGroup: string;
   /** How often due schedules are looked for; default 1 s. */
   pollMs?: number;
+  /**
+   * A schedule fires at a uniformly random point of [named time, named time + precisionMs):
+   * default 60 000, EventBridge Scheduler's documented precision; 0 fires at the named second.
+   */
+  precisionMs?: number;
+  /** Seeds those points (with each schedule's name); default random, and logged. */
+  seed?: number;
   /** Start the rate(...) timers (default true); tests drive `sweepNow` themselves instead. */
   timers?: boolean;
   loadHandler?: HandlerLoader;
@@ -47,10 +58,12 @@ export interface EnforcerOptions {
 }
 
 export interface Enforcer {
-  /** Fires every due schedule once; returns how many fired. */
+  /** Starts every due schedule's invocation once, and waits for them; returns how many fired. */
   fireDueSchedules(): Promise<number>;
-  /** Runs each rate(...) function once, as its EventBridge rule would. */
-  runRateFunctions(): Promise<unknown[]>;
+  /** When the schedule named `name` whose `at()` names `atMs` fires under the precision model. */
+  fireTime(name: string, atMs: number): number;
+  /** Runs each rate(...) function (or those of `only`) once, as its EventBridge rule would. */
+  runRateFunctions(only?: readonly string[]): Promise<unknown[]>;
   /** Delivers one EventBridge event to every function whose eventBridge pattern matches it. */
   deliverEvent(event: Record<string, unknown>): Promise<unknown[]>;
   /**
@@ -85,6 +98,14 @@ const rateMs = (rate: string): number => {
   return Number(m[1]) * (m[2]?.startsWith('hour') === true ? 3_600_000 : 60_000);
 };
 
+/** A uniformly distributed point of [0, precisionMs), fixed by the seed and the schedule's name. */
+export const fireOffsetMs = (seed: number, name: string, precisionMs: number): number =>
+  precisionMs <= 0
+    ? 0
+    : Math.floor(
+        (createHash('sha256').update(`${seed}:${name}`).digest().readUInt32BE(0) / 2 ** 32) * precisionMs,
+      );
+
 /** `at(2026-11-25T12:00:00)` (UTC) → epoch ms; anything else → undefined. */
 export const atTime = (expression: string | undefined): number | undefined => {
   const m = /^at\((\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})\)$/.exec(expression ?? '');
@@ -111,10 +132,39 @@ export function startEnforcer(options: EnforcerOptions): Enforcer {
     return handler(event, { awsRequestId: crypto.randomUUID(), functionName: `${prefix}${functionKey}` });
   };
 
-  let firing: Promise<number> | undefined;
-  const fireDueSchedules = (): Promise<number> => {
-    firing ??= (async () => {
-      let fired = 0;
+  const precisionMs = options.precisionMs ?? 60_000;
+  const seed = options.seed ?? randomInt(2 ** 31);
+  log(`schedules fire within ${precisionMs} ms of their named time (seed ${seed})`);
+  const fireTime = (name: string, atMs: number): number => atMs + fireOffsetMs(seed, name, precisionMs);
+
+  /** Invocations under way, by schedule name: a poll does not fire them again. */
+  const inFlight = new Map<string, Promise<boolean>>();
+  const fire = async (name: string, s: GetScheduleCommandOutput, at: number): Promise<boolean> => {
+    const arn = s.Target?.Arn ?? '';
+    const functionName = arn.slice(arn.indexOf(':function:') + ':function:'.length);
+    const invokedAt = Date.now();
+    try {
+      await invoke(functionName.slice(prefix.length), JSON.parse(s.Target?.Input ?? '{}'));
+      log(`schedule ${name} fired ${functionName} (invoked ${invokedAt - at} ms after its named time)`);
+      if (s.ActionAfterCompletion === 'DELETE') {
+        // The target may have deleted its own schedule already (expire cancels it): that is done.
+        await scheduler
+          .send(new DeleteScheduleCommand({ GroupName: options.scheduleGroup, Name: name }))
+          .catch((e: unknown) => {
+            if ((e as { name?: string }).name !== 'ResourceNotFoundException') throw e;
+          });
+      }
+      return true;
+    } catch (e) {
+      // EventBridge Scheduler retries a failed invocation; so does the next poll.
+      log(`schedule ${name}: ${functionName} failed (${(e as Error).message}); retrying`);
+      return false;
+    }
+  };
+
+  let listing: Promise<Promise<boolean>[]> | undefined;
+  const fireDueSchedules = async (): Promise<number> => {
+    listing ??= (async () => {
       let NextToken: string | undefined;
       const due: string[] = [];
       do {
@@ -122,43 +172,31 @@ export function startEnforcer(options: EnforcerOptions): Enforcer {
           new ListSchedulesCommand({ GroupName: options.scheduleGroup, NextToken }),
         );
         for (const s of page.Schedules ?? [])
-          if (s.Name !== undefined && s.State !== 'DISABLED') due.push(s.Name);
+          if (s.Name !== undefined && s.State !== 'DISABLED' && !inFlight.has(s.Name)) due.push(s.Name);
         NextToken = page.NextToken;
       } while (NextToken !== undefined && NextToken !== '');
+      const started: Promise<boolean>[] = [];
       for (const name of due) {
         const s = await scheduler.send(
           new GetScheduleCommand({ GroupName: options.scheduleGroup, Name: name }),
         );
         const at = atTime(s.ScheduleExpression);
-        if (at === undefined || at > now().getTime() || s.State === 'DISABLED') continue;
+        if (at === undefined || fireTime(name, at) > now().getTime() || s.State === 'DISABLED') continue;
         const arn = s.Target?.Arn ?? '';
-        const functionName = arn.slice(arn.indexOf(':function:') + ':function:'.length);
-        if (!arn.includes(':function:') || !functionName.startsWith(prefix)) {
+        if (!arn.includes(':function:') || !arn.slice(arn.indexOf(':function:') + 10).startsWith(prefix)) {
           log(`schedule ${name}: target ${arn} is not a function of this stage; left alone`);
           continue;
         }
-        try {
-          await invoke(functionName.slice(prefix.length), JSON.parse(s.Target?.Input ?? '{}'));
-          fired++;
-          log(`schedule ${name} fired ${functionName} (${Date.now() - at} ms after its time)`);
-          if (s.ActionAfterCompletion === 'DELETE') {
-            // The target may have deleted its own schedule already (expire cancels it): that is done.
-            await scheduler
-              .send(new DeleteScheduleCommand({ GroupName: options.scheduleGroup, Name: name }))
-              .catch((e: unknown) => {
-                if ((e as { name?: string }).name !== 'ResourceNotFoundException') throw e;
-              });
-          }
-        } catch (e) {
-          // EventBridge Scheduler retries a failed invocation; so does the next poll.
-          log(`schedule ${name}: ${functionName} failed (${(e as Error).message}); retrying`);
-        }
+        const job = fire(name, s, at).finally(() => inFlight.delete(name));
+        inFlight.set(name, job);
+        started.push(job);
       }
-      return fired;
+      return started;
     })().finally(() => {
-      firing = undefined;
+      listing = undefined;
     });
-    return firing;
+    const started = await listing;
+    return (await Promise.all(started)).filter(Boolean).length;
   };
 
   const rateFunctions = Object.entries(functions).flatMap(([key, def]) =>
@@ -167,9 +205,11 @@ export function startEnforcer(options: EnforcerOptions): Enforcer {
       return rate === undefined ? [] : [{ key, everyMs: rateMs(rate) }];
     }),
   );
-  const runRateFunctions = () =>
+  const runRateFunctions = (only?: readonly string[]) =>
     Promise.all(
-      rateFunctions.map(({ key }) => invoke(key, { source: 'aws.events', 'detail-type': 'Scheduled Event' })),
+      rateFunctions
+        .filter(({ key }) => only === undefined || only.includes(key))
+        .map(({ key }) => invoke(key, { source: 'aws.events', 'detail-type': 'Scheduled Event' })),
     );
 
   const deliverEvent = async (event: Record<string, unknown>): Promise<unknown[]> => {
@@ -291,12 +331,14 @@ export function startEnforcer(options: EnforcerOptions): Enforcer {
 
   return {
     fireDueSchedules,
+    fireTime,
     runRateFunctions,
     deliverEvent,
     syncInstanceStates,
     stop: async () => {
       for (const t of timers) clearInterval(t);
-      await firing?.catch(() => undefined);
+      await listing?.catch(() => undefined);
+      await Promise.allSettled([...inFlight.values()]);
       await syncing?.catch(() => undefined);
       scheduler.destroy();
       ec2.destroy();

@@ -32,7 +32,8 @@ export interface LocalLambda {
   stop(): Promise<void>;
 }
 
-const readAll = (request: IncomingMessage): Promise<Buffer> =>
+/** The whole body of a request or answer. */
+export const readAll = (request: IncomingMessage): Promise<Buffer> =>
   new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     request.on('data', (c: Buffer) => chunks.push(c));

@@ -21,7 +21,13 @@ import {
 import { CreateScheduleGroupCommand, SchedulerClient } from '@aws-sdk/client-scheduler';
 import { readFileSync } from 'node:fs';
 import { defaultDevUsers, defaultDevUserName, type DevUser } from './dev-users.ts';
-import { moduleHandlerLoader, signedFetch, startGateway, type Gateway } from './gateway.ts';
+import {
+  moduleHandlerLoader,
+  signedFetch,
+  startGateway,
+  type Gateway,
+  type HandlerLoader,
+} from './gateway.ts';
 import { repoRoot } from './serverless-config.ts';
 import { createLeaseTable } from './table.ts';
 
@@ -41,6 +47,8 @@ export interface LocalStackOptions {
   maxAttempts?: number;
   /** Register the `default` pool as the admin (default true). */
   seedPool?: boolean;
+  /** Loads the routes' handlers (default: the modules themselves); the benchmark meters them. */
+  loadHandler?: HandlerLoader;
   log?: (line: string) => void;
 }
 
@@ -248,7 +256,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     users,
     region: REGION,
     stage,
-    loadHandler: moduleHandlerLoader(),
+    loadHandler: options.loadHandler ?? moduleHandlerLoader(),
     ...(options.port === undefined ? {} : { port: options.port }),
     log,
   });

@@ -27,7 +27,7 @@ const ssm = (): SsmSecretStore =>
 
 let expiries: SchedulerExpirySchedules | undefined;
 const schedules = (): SchedulerExpirySchedules =>
-  (expiries ??= new SchedulerExpirySchedules(new SchedulerClient({}), scheduleSettings()));
+  (expiries ??= new SchedulerExpirySchedules(new SchedulerClient({}), scheduleSettings(), readDeps().clock));
 
 export const launchDeps = (): LaunchDeps => ({
   ...readDeps(),

@@ -1,7 +1,9 @@
 /**
- * The EventBridge Scheduler adapter: one one-time schedule `at(expiry)` per annex and expiry,
- * named `<annexId>-<expiry epoch seconds>` in the stage's schedule group. Naming a schedule by its
- * expiry makes every write idempotent and race-free: an extension creates the schedule for the
+ * The EventBridge Scheduler adapter: one one-time schedule per annex and expiry, named
+ * `<annexId>-<expiry epoch seconds>` in the stage's schedule group. The Scheduler fires anywhere
+ * in the minute an `at()` names, so the schedule names the latest minute that ends by the expiry
+ * (`expiryFireMinute`) and the expire function waits for the exact second. Naming a schedule by
+ * its expiry makes every write idempotent and race-free: an extension creates the schedule for the
  * new expiry and cancels the old one; a stale schedule that still fires finds the lease extended
  * and does nothing, and deletes itself after it ran (ActionAfterCompletion DELETE).
  */
@@ -12,7 +14,8 @@ import {
   type SchedulerClient,
 } from '@aws-sdk/client-scheduler';
 import { AnnexError, upstreamUnavailable } from '../domain/errors.ts';
-import type { ExpirySchedules } from '../domain/ports.ts';
+import { expiryFireMinute } from '../domain/lease.ts';
+import { systemClock, type Clock, type ExpirySchedules } from '../domain/ports.ts';
 
 export interface ScheduleTarget {
   group: string;
@@ -32,15 +35,15 @@ const translate = (e: unknown, what: string): never => {
   throw e;
 };
 
-/** Expiry rounded up to the whole second an `at()` expression can name. */
+/** Expiry rounded up to the whole second: the part of the schedule's name that says which expiry. */
 export const fireAtSeconds = (expiresAt: string): number => Math.ceil(Date.parse(expiresAt) / 1000);
 
 export const scheduleName = (annexId: string, expiresAt: string): string =>
   `${annexId}-${fireAtSeconds(expiresAt)}`;
 
-/** `at(yyyy-mm-ddThh:mm:ss)` in UTC. */
-export const atExpression = (expiresAt: string): string =>
-  `at(${new Date(fireAtSeconds(expiresAt) * 1000).toISOString().slice(0, 19)})`;
+/** `at(yyyy-mm-ddThh:mm:00)` in UTC: the minute the schedule for `expiresAt` fires in. */
+export const atExpression = (expiresAt: string, now: Date): string =>
+  `at(${new Date(expiryFireMinute(expiresAt, now)).toISOString().slice(0, 19)})`;
 
 const NAME = /^(ax-[0-9a-f]+)-(\d+)$/;
 
@@ -48,6 +51,7 @@ export class SchedulerExpirySchedules implements ExpirySchedules {
   constructor(
     private readonly scheduler: SchedulerClient,
     private readonly target: ScheduleTarget,
+    private readonly clock: Clock = systemClock,
   ) {}
 
   async schedule(annexId: string, expiresAt: string): Promise<void> {
@@ -56,7 +60,7 @@ export class SchedulerExpirySchedules implements ExpirySchedules {
         new CreateScheduleCommand({
           Name: scheduleName(annexId, expiresAt),
           GroupName: this.target.group,
-          ScheduleExpression: atExpression(expiresAt),
+          ScheduleExpression: atExpression(expiresAt, this.clock.now()),
           ScheduleExpressionTimezone: 'UTC',
           FlexibleTimeWindow: { Mode: 'OFF' },
           State: 'ENABLED',

@@ -804,16 +804,38 @@ const cancelSchedule = async (
   }
 };
 
+/** How the expire function waits for the exact second of an expiry it was invoked early for. */
+export interface ExpiryWait {
+  sleep(ms: number): Promise<void>;
+  /** Waits end this long after the invocation at the latest (the function's timeout allows it). */
+  maxWaitMs: number;
+}
+
+const NO_WAIT: ExpiryWait = { sleep: () => Promise.resolve(), maxWaitMs: 0 };
+
 /**
- * Ends an annex whose expiry schedule fired. Idempotent, and safe when it fires twice, late, or
- * after an extension (then it makes sure the new expiry is scheduled and does nothing else).
+ * Ends an annex whose expiry schedule fired: the schedule names a minute that ends by the expiry,
+ * so it fires up to two minutes early and this waits (`wait`) until the exact second, re-reading
+ * the lease after every wait. Idempotent, and safe when it fires twice, late, or after an
+ * extension or a deletion: an ended annex is left alone; an expiry moved beyond the wait is made
+ * sure to be scheduled and nothing else is done.
  */
-export const expireAnnex = async (deps: TerminateDeps, annexId: string): Promise<Annex | undefined> => {
-  for (let attempt = 0; ; attempt++) {
+export const expireAnnex = async (
+  deps: TerminateDeps,
+  annexId: string,
+  wait: ExpiryWait = NO_WAIT,
+): Promise<Annex | undefined> => {
+  const waitUntil = deps.clock.now().getTime() + wait.maxWaitMs;
+  for (let attempt = 0, waits = 0; ;) {
     const annex = await deps.store.getAnnex(annexId);
     if (annex === undefined || isEnded(annex.state)) return annex;
     const now = deps.clock.now();
-    if (Date.parse(annex.expiresAt) > now.getTime()) {
+    const expiresAt = Date.parse(annex.expiresAt);
+    if (expiresAt > now.getTime()) {
+      if (expiresAt <= waitUntil && waits++ < 10) {
+        await wait.sleep(expiresAt - now.getTime());
+        continue;
+      }
       deps.log.info('expiry fired for an extended lease; nothing to end', {
         annexId,
         expiresAt: annex.expiresAt,
@@ -830,7 +852,7 @@ export const expireAnnex = async (deps: TerminateDeps, annexId: string): Promise
         event(annex, now, 'expired', `lease ended at ${annex.expiresAt}`, { reason: 'expired' }),
       );
     } catch (e) {
-      if (!isAnnexError(e, 'Conflict') || attempt >= 2) throw e;
+      if (!isAnnexError(e, 'Conflict') || attempt++ >= 2) throw e;
     }
   }
 };

@@ -36,6 +36,34 @@ export const toIso = (date: Date): string => date.toISOString();
 export const addSeconds = (date: Date, seconds: number): Date => new Date(date.getTime() + seconds * 1000);
 
 /**
+ * EventBridge Scheduler's documented precision: a one-time `at(12:00:00)` schedule (flexible
+ * window off) fires somewhere in 12:00:00–12:00:59.
+ */
+export const SCHEDULER_PRECISION_SECONDS = 60;
+
+/**
+ * How long the expire function may wait for the exact second of an expiry: a schedule names a
+ * minute that ends at or before the expiry, so it fires less than two minutes early.
+ */
+export const EXPIRY_MAX_WAIT_SECONDS = 2 * SCHEDULER_PRECISION_SECONDS;
+
+/** A schedule is written this far ahead of the minute it names, or it names the next one. */
+const SCHEDULE_AHEAD_MS = 5_000;
+
+/**
+ * The minute (epoch ms, on a minute boundary) an expiry schedule names: the latest one whose whole
+ * firing window ends by the expiry, so the expire function is invoked 0–120 s early and waits for
+ * the exact second. A lease that ends less than about two minutes after its schedule is written
+ * gets the earliest minute still ahead instead; that one may fire up to a minute after the expiry.
+ */
+export const expiryFireMinute = (expiresAt: string, now: Date): number => {
+  const minute = SCHEDULER_PRECISION_SECONDS * 1000;
+  const latest = Math.floor((Date.parse(expiresAt) - minute) / minute) * minute;
+  const earliest = Math.ceil((now.getTime() + SCHEDULE_AHEAD_MS) / minute) * minute;
+  return Math.max(latest, earliest);
+};
+
+/**
  * The new expiry for a lease of `durationSeconds` from `now`, or an explicit `expiresAt`, checked
  * against the minimum and the configured maximum. `field` names the request field on failure.
  */

@@ -1,6 +1,7 @@
 // Enforcement on the local stack, in real time, as on AWS: the exact-expiry schedule (created in
-// moto's EventBridge Scheduler, fired by the dev runner) ends a 60 s annex about a minute after it
-// was created, and the sweep (run as its rate(1 minute) rule would) terminates an instance someone
+// moto's EventBridge Scheduler, fired by the dev runner at a seeded random point of the minute it
+// names, as the Scheduler fires) invokes the real expire handler up to two minutes early, which
+// waits and ends a 125 s annex at its expiry; and the sweep (run as its rate(1 minute) rule would) terminates an instance someone
 // started by hand with an unknown annex id of this stage, and nothing else.
 import { DescribeInstancesCommand, EC2Client, RunInstancesCommand } from '@aws-sdk/client-ec2';
 import { GetScheduleCommand, ListSchedulesCommand, SchedulerClient } from '@aws-sdk/client-scheduler';
@@ -19,7 +20,12 @@ const enforcerLog: string[] = [];
 
 beforeAll(async () => {
   stack = await integrationStack('en');
-  enforcer = stackEnforcer(stack, { pollMs: 500, log: (line) => enforcerLog.push(line) });
+  enforcer = stackEnforcer(stack, {
+    pollMs: 500,
+    precisionMs: 60_000,
+    seed: 14,
+    log: (line) => enforcerLog.push(line),
+  });
   ec2 = new EC2Client(stack.clientConfig('moto'));
   ssm = new SSMClient(stack.clientConfig('moto'));
   scheduler = new SchedulerClient(stack.clientConfig('moto'));
@@ -60,9 +66,9 @@ const startByHand = async (tags: Record<string, string>) => {
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe('enforcement on the local stack', () => {
-  it('ends a 60 s annex about a minute later through its schedule, and the sweep kills only true orphans', async () => {
+  it('ends a 125 s annex at its expiry through its schedule despite the minute precision, and the sweep kills only true orphans', async () => {
     // Prepare: a stranger's instance claiming an unknown annex of this stage, one of another
-    // stage, one untagged; and a 60-second annex.
+    // stage, one untagged; and an annex of 125 s (so its schedule's minute is ahead of the write).
     const orphan = await startByHand({ 'annex:id': 'ax-00000000000000000000', 'annex:stage': stack.stage });
     const otherStage = await startByHand({
       'annex:id': 'ax-00000000000000000001',
@@ -74,7 +80,7 @@ describe('enforcement on the local stack', () => {
       name: 'one-minute',
       count: 2,
       instanceTypes: ['m5.large'],
-      durationSeconds: 60,
+      durationSeconds: 125,
     });
     expect(created.status).toBe(201);
     const { id, expiresAt } = created.body.annex;
@@ -82,9 +88,9 @@ describe('enforcement on the local stack', () => {
     const schedule = await scheduler.send(
       new GetScheduleCommand({ GroupName: stack.scheduleGroup, Name: scheduleName }),
     );
-    expect(schedule.ScheduleExpression).toBe(
-      `at(${new Date(Math.ceil(Date.parse(expiresAt) / 1000) * 1000).toISOString().slice(0, 19)})`,
-    );
+    // The latest minute that ends by the expiry: the Scheduler fires somewhere in it.
+    const minute = Math.floor((Date.parse(expiresAt) - 60_000) / 60_000) * 60_000;
+    expect(schedule.ScheduleExpression).toBe(`at(${new Date(minute).toISOString().slice(0, 19)})`);
     expect(schedule.Target?.Arn).toBe(stack.expireFunctionArn);
 
     // Act: time passes with the dev runner polling the schedules, as EventBridge Scheduler fires.
@@ -96,9 +102,11 @@ describe('enforcement on the local stack', () => {
       else await sleep(500);
     }
 
-    // Assess: ended within seconds of its expiry, by the schedule (not the sweep), and audited.
+    // Assess: ended within seconds of its expiry and not before, by the schedule (not the sweep),
+    // which fired before the expiry, and audited.
     expect(endedAt, enforcerLog.join('\n')).toBeDefined();
     expect((endedAt ?? 0) - Date.parse(expiresAt)).toBeLessThan(5_000);
+    expect(enforcer.fireTime(scheduleName, minute)).toBeLessThan(Date.parse(expiresAt));
     const detail = await alice.request<{
       annex: { state: string; endReason: string };
       instances: { state: string }[];
@@ -109,6 +117,8 @@ describe('enforcement on the local stack', () => {
     expect(detail.body.events).toContainEqual(
       expect.objectContaining({ type: 'expired', reason: 'expired' }),
     );
+    const expired = detail.body.events.find((e) => e.type === 'expired') as { at?: string } | undefined;
+    expect(Date.parse(expired?.at ?? '')).toBeGreaterThanOrEqual(Date.parse(expiresAt));
     await expect(
       ssm.send(new GetParameterCommand({ Name: `/annex/${stack.stage}/annexes/${id}/pool-credentials` })),
     ).rejects.toMatchObject({ name: 'ParameterNotFound' });
@@ -120,7 +130,7 @@ describe('enforcement on the local stack', () => {
     expect(await state(orphan)).toBe('terminated');
     expect(await state(otherStage)).toBe('running');
     expect(await state(untagged)).toBe('running');
-  }, 120_000);
+  }, 200_000);
 
   it('a schedule that fires after the lease was extended ends nothing', async () => {
     const alice = stack.as('alice');

@@ -4,6 +4,8 @@ import {
   canTransition,
   clientToken,
   DEFAULT_DURATION_SECONDS,
+  EXPIRY_MAX_WAIT_SECONDS,
+  expiryFireMinute,
   isLive,
   leaseExpiry,
   requestHash,
@@ -88,5 +90,39 @@ describe('identifiers', () => {
   it('hashes requests independently of key order and undefined fields', () => {
     expect(requestHash({ a: 1, b: [1, 2], c: undefined })).toBe(requestHash({ b: [1, 2], a: 1 }));
     expect(requestHash({ a: 1 })).not.toBe(requestHash({ a: 2 }));
+  });
+});
+
+describe('expiryFireMinute', () => {
+  const minute = (iso: string) => Date.parse(iso);
+  const at = (ms: number) => new Date(ms).toISOString();
+
+  it('names the latest minute whose whole firing window ends by the expiry', () => {
+    expect(at(expiryFireMinute('2026-11-25T13:05:10.400Z', now))).toBe('2026-11-25T13:04:00.000Z');
+    expect(at(expiryFireMinute('2026-11-25T13:05:00.000Z', now))).toBe('2026-11-25T13:04:00.000Z');
+    expect(at(expiryFireMinute('2026-11-25T13:05:59.999Z', now))).toBe('2026-11-25T13:04:00.000Z');
+  });
+
+  it('for every lease of two minutes and more, fires in a window before the expiry and at most the longest wait early', () => {
+    for (let ms = 120_000; ms <= 300_000; ms += 1009) {
+      for (const offset of [0, 1, 4_999, 5_000, 30_500, 59_999]) {
+        const at0 = new Date(now.getTime() + offset);
+        const expiresAt = at0.getTime() + ms;
+        const fire = expiryFireMinute(new Date(expiresAt).toISOString(), at0);
+        expect(fire % 60_000).toBe(0);
+        expect(fire).toBeGreaterThanOrEqual(at0.getTime() + 5_000);
+        if (fire + 60_000 <= expiresAt)
+          expect(expiresAt - fire).toBeLessThanOrEqual(EXPIRY_MAX_WAIT_SECONDS * 1000);
+        // A minute that starts less than 5 s after the write can only be the next one: late by < 5 s.
+        else expect(fire + 60_000 - expiresAt).toBeLessThan(5_000);
+      }
+    }
+  });
+
+  it('for a lease shorter than two minutes, names the earliest minute still 5 s ahead', () => {
+    const written = new Date('2026-11-25T12:00:20.000Z');
+    expect(expiryFireMinute('2026-11-25T12:01:20.000Z', written)).toBe(minute('2026-11-25T12:01:00.000Z'));
+    const late = new Date('2026-11-25T12:00:56.000Z');
+    expect(expiryFireMinute('2026-11-25T12:02:00.000Z', late)).toBe(minute('2026-11-25T12:02:00.000Z'));
   });
 });

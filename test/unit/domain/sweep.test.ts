@@ -770,6 +770,111 @@ describe('expireAnnex', () => {
     expect(eventsOf(annex.id).map((e) => e.type)).not.toContain('expired');
   });
 
+  /** A wait as the expire function waits, on the fake clock; `during` runs in the middle of each. */
+  const waitOnClock = (during: () => Promise<void> = async () => {}) => {
+    const waited: number[] = [];
+    return {
+      waited,
+      wait: {
+        maxWaitMs: 120_000,
+        sleep: async (ms: number) => {
+          waited.push(ms);
+          clock.advance(ms / 2000);
+          await during();
+          clock.advance(ms / 2000);
+        },
+      },
+    };
+  };
+
+  it('invoked early, as the Scheduler fires within the minute before, waits and ends the annex at its exact second', async () => {
+    const annex = await create({ durationSeconds: 600 });
+    clock.advance(600 - 73.4);
+    const { waited, wait } = waitOnClock();
+
+    const ended = await expireAnnex(deps, annex.id, wait);
+
+    expect(waited).toEqual([73_400]);
+    expect(ended).toMatchObject({ state: 'TERMINATED', endReason: 'expired' });
+    expect(store.events.find((e) => e.annexId === annex.id && e.type === 'expired')?.at).toBe(
+      annex.expiresAt,
+    );
+    expect(compute.running()).toEqual([]);
+  });
+
+  it('invoked early for a lease extended during the wait, ends nothing and keeps the new expiry scheduled', async () => {
+    const annex = await create({ durationSeconds: 600 });
+    clock.advance(600 - 90);
+    let expiresAt = '';
+    const { waited, wait } = waitOnClock(async () => {
+      if (expiresAt === '')
+        ({ expiresAt } = await extendAnnex(deps, alice, { name: 'ToddsGPU' }, { durationSeconds: 3600 }));
+    });
+
+    const result = await expireAnnex(deps, annex.id, wait);
+
+    expect(waited).toEqual([90_000]);
+    expect(result).toMatchObject({ state: 'RUNNING', expiresAt });
+    expect(compute.running()).toHaveLength(2);
+    expect(schedules.forAnnex(annex.id)).toEqual([fireAtOf(expiresAt)]);
+    expect(eventsOf(annex.id).map((e) => e.type)).not.toContain('expired');
+  });
+
+  it('waits again when an extension during the wait moves the expiry to within the wait', async () => {
+    const annex = await create({ durationSeconds: 600 });
+    clock.advance(600 - 30);
+    let extended = '';
+    const { waited, wait } = waitOnClock(async () => {
+      if (extended === '')
+        ({ expiresAt: extended } = await extendAnnex(
+          deps,
+          alice,
+          { name: 'ToddsGPU' },
+          { durationSeconds: 60 },
+        ));
+    });
+
+    const ended = await expireAnnex(deps, annex.id, wait);
+
+    expect(waited).toEqual([30_000, 45_000]);
+    expect(ended).toMatchObject({ state: 'TERMINATED', endReason: 'expired', expiresAt: extended });
+    expect(store.events.find((e) => e.annexId === annex.id && e.type === 'expired')?.at).toBe(extended);
+  });
+
+  it('invoked early for an annex deleted during the wait, does nothing more', async () => {
+    const annex = await create({ durationSeconds: 600 });
+    clock.advance(600 - 50);
+    const { wait } = waitOnClock(async () => {
+      await deleteAnnex(deps, alice, { name: 'ToddsGPU' });
+    });
+    const calls = () => compute.calls.filter((c) => c.method === 'terminate').length;
+    let before = 0;
+    const result = await expireAnnex(deps, annex.id, {
+      ...wait,
+      sleep: async (ms) => {
+        await wait.sleep(ms);
+        before = calls();
+      },
+    });
+
+    expect(result).toMatchObject({ state: 'TERMINATED', endReason: 'user' });
+    expect(calls()).toBe(before);
+    expect(eventsOf(annex.id).map((e) => e.type)).not.toContain('expired');
+  });
+
+  it('does not wait for an expiry beyond its longest wait, and keeps that expiry scheduled', async () => {
+    const annex = await create({ durationSeconds: 600 });
+    clock.advance(600 - 121);
+    schedules.reset();
+    const { waited, wait } = waitOnClock();
+
+    const result = await expireAnnex(deps, annex.id, wait);
+
+    expect(waited).toEqual([]);
+    expect(result).toMatchObject({ state: 'RUNNING' });
+    expect(schedules.forAnnex(annex.id)).toEqual([fireAtOf(annex.expiresAt)]);
+  });
+
   it('does nothing for an annex that does not exist', async () => {
     const result = await expireAnnex(deps, UNKNOWN_ANNEX);
 
