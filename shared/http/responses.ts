@@ -180,6 +180,12 @@ export const PoolCheck = z.object({
 });
 export const PoolCheckResponse = z.object({ check: PoolCheck });
 
+const InstanceToken = z.object({
+  value: described(z.string(), 'the IDTOKEN (a JWT)'),
+  tokenId: described(z.string(), "the token's jti (revocable with SEC_TOKEN_REVOCATION_EXPR)"),
+  expiresAt: described(time, 'when the token expires: the lease end plus a grace'),
+});
+
 export const BootstrapResponse = z.object({
   annexId: z.string(),
   annexName: z.string(),
@@ -189,10 +195,15 @@ export const BootstrapResponse = z.object({
   heartbeatIntervalSeconds: z.int(),
   collector: z.object({ host: z.string(), port: z.int() }),
   credential: described(
-    z.object({ type: credentialType, value: z.string() }),
-    'the pool credential: written to /etc/condor/passwords.d/POOL (owner root, mode 0600) as ' +
-      'condor_store_cred writes it (see image/annex-boot), which HTCondor reads both as the pool ' +
-      'password (SEC_PASSWORD_FILE) and as the token-signing key (SEC_TOKEN_POOL_SIGNING_KEY_FILE)',
+    z.discriminatedUnion('type', [
+      z.object({ type: z.literal('password'), value: z.string() }),
+      z.object({ type: z.literal('idtoken'), ...InstanceToken.shape }),
+    ]),
+    'how the instance joins its pool. IDTOKENS pools: its own token (written to ' +
+      '/etc/condor/tokens.d/annex, owner root, mode 0600), minted for this instance with a scope ' +
+      'limited to an execute point and expiring with the lease plus a grace; the signing key never ' +
+      'leaves the control plane. Password pools: the pool password, written to ' +
+      '/etc/condor/passwords.d/POOL as condor_store_cred writes it (a pool-wide secret)',
   ),
   condorConfig: described(
     z.string(),
@@ -206,6 +217,12 @@ export const HeartbeatResponse = z.object({
   action: described(
     z.enum(['continue', 'shutdown']),
     'shutdown when the annex has ended, is ending or expired, or the instance is terminated',
+  ),
+  token: z.optional(
+    described(
+      InstanceToken,
+      'IDTOKENS pools: a renewed token after the lease moved (install it in place of the old)',
+    ),
   ),
 });
 

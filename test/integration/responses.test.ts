@@ -6,7 +6,15 @@ import type { z } from 'zod/mini';
 import { signedFetch } from '../../scripts/lib/gateway.ts';
 import type { LocalStack } from '../../scripts/lib/stack.ts';
 import { ERRORS, OPERATIONS, type ErrorStatus } from '../../shared/http/contract.ts';
-import type { AnnexEventView, AnnexView, InstanceView, PoolView } from '../../shared/http/responses.ts';
+import type {
+  AnnexEventView,
+  AnnexView,
+  BootstrapResponse,
+  HeartbeatResponse,
+  InstanceView,
+  PoolView,
+} from '../../shared/http/responses.ts';
+import type { BootstrapResult, HeartbeatResult } from '../../shared/domain/instances.ts';
 import type { annexView, eventView, instanceView, poolView } from '../../shared/domain/views.ts';
 import { integrationStack } from '../support/integration-stack.ts';
 
@@ -17,7 +25,9 @@ const viewsMatchSchemas: [
   Same<ReturnType<typeof instanceView>, InstanceView>,
   Same<ReturnType<typeof eventView>, AnnexEventView>,
   Same<ReturnType<typeof poolView>, PoolView>,
-] = [true, true, true, true];
+  Same<BootstrapResult, z.infer<typeof BootstrapResponse>>,
+  Same<HeartbeatResult, z.infer<typeof HeartbeatResponse>>,
+] = [true, true, true, true, true, true];
 
 let stack: LocalStack;
 const seen: string[] = [];
@@ -77,7 +87,7 @@ afterAll(async () => {
 
 describe('the handlers’ answers', () => {
   it('conform to the contract on every route, success and error alike', async () => {
-    expect(viewsMatchSchemas).toEqual([true, true, true, true]);
+    expect(viewsMatchSchemas.every(Boolean)).toBe(true);
 
     await call('admin', 'PUT', '/v1/pools/admin-pool', {
       collectorHost: '127.0.0.1',
@@ -137,6 +147,38 @@ describe('the handlers’ answers', () => {
       idleSeconds: 0,
       state: 'joined',
     });
+
+    // An IDTOKENS pool: bootstrap answers the instance's own token, a heartbeat after an extension
+    // a renewed one.
+    await call('alice', 'PUT', '/v1/pools/tokens-pool', {
+      collectorHost: '127.0.0.1',
+      credential: { type: 'idtokens-signing-key', value: 'a-throwaway-signing-key' },
+      trustDomain: 'example.org',
+    });
+    const tokenAnnex = { ...create, name: 'conform-tokens', pool: 'tokens-pool' };
+    const tokenDetail = await call('alice', 'POST', '/v1/annexes', tokenAnnex);
+    const tokenInstanceId =
+      (tokenDetail.body as { instances?: { instanceId: string }[] }).instances?.[0]?.instanceId ??
+      (
+        (await call('alice', 'GET', '/v1/annexes/conform-tokens')).body as {
+          instances: { instanceId: string }[];
+        }
+      ).instances[0]?.instanceId ??
+      '';
+    const tokenInstance = stack.as(stack.instanceCredentials(tokenInstanceId));
+    const boot = await tokenInstance.request('POST', '/v1/instances/self/bootstrap');
+    conforming('POST', '/v1/instances/self/bootstrap', boot.status, boot.body);
+    expect(boot.body).toMatchObject({ credential: { type: 'idtoken' } });
+    await call('alice', 'POST', '/v1/annexes/conform-tokens/extend', { durationSeconds: 7200 });
+    const beat = await tokenInstance.request('POST', '/v1/instances/self/heartbeat', {
+      claimedSlots: 0,
+      totalSlots: 2,
+      idleSeconds: 0,
+      state: 'joined',
+    });
+    conforming('POST', '/v1/instances/self/heartbeat', beat.status, beat.body);
+    expect(beat.body).toMatchObject({ token: { value: expect.any(String) } });
+    await call('alice', 'DELETE', '/v1/annexes/conform-tokens');
 
     await call('admin', 'PUT', '/v1/slack/users/T0123/U0123', {
       principalArn: stack.users[1]?.principalArn,
