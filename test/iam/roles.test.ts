@@ -444,11 +444,15 @@ describe('the narrow roles stay narrow', () => {
     );
   });
 
-  it("the instance functions read only the annex's copy of a credential (bootstrap) or none", async () => {
-    await expectAllowed('instanceBootstrap', calls.parameter('GetParameter', annexCredential));
-    for (const fn of ['instanceHeartbeat', 'instanceInterruption']) {
-      await expectDenied(roleOf(fn), requestsOf(fn, calls.parameter('GetParameter', annexCredential)));
+  it("the instance functions read only the annex's copy of a credential (bootstrap, and heartbeat to renew an IDTOKEN) or none", async () => {
+    for (const fn of ['instanceBootstrap', 'instanceHeartbeat']) {
+      await expectAllowed(fn, calls.parameter('GetParameter', annexCredential));
+      await expectDenied(roleOf(fn), requestsOf(fn, calls.parameter('GetParameter', poolCredential)));
     }
+    await expectDenied(
+      roleOf('instanceInterruption'),
+      requestsOf('instanceInterruption', calls.parameter('GetParameter', annexCredential)),
+    );
   });
 
   it('extension events go to annex partitions only', async () => {

@@ -175,6 +175,9 @@ export function stackModel(template: Template, options: StackOptions = {}): Stac
         return physical(name);
       case 'AWS::IAM::ManagedPolicy':
         return `arn:${partition}:iam::${account}:policy/${String(resolve(p.ManagedPolicyName ?? physical(name)))}`;
+      case 'AWS::ImageBuilder::Component':
+        // Ref of an Image Builder component is its ARN (name lower-cased, version, build 1).
+        return `arn:${partition}:imagebuilder:${region}:${account}:component/${String(resolve(p.Name)).toLowerCase()}/${String(resolve(p.Version))}/1`;
       default:
         throw new Error(`template: Ref of ${name} (${r.Type}) is not modelled`);
     }
@@ -189,6 +192,7 @@ export function stackModel(template: Template, options: StackOptions = {}): Stac
       'AWS::IAM::InstanceProfile': `arn:${partition}:iam::${account}:instance-profile/${id}`,
       'AWS::Lambda::Function': `arn:${partition}:lambda:${region}:${account}:function:${id}`,
       'AWS::Scheduler::ScheduleGroup': `arn:${partition}:scheduler:${region}:${account}:schedule-group/${id}`,
+      'AWS::S3::Bucket': `arn:${partition}:s3:::${id}`,
     };
     const arn = arns[r.Type];
     if (attribute === 'Arn' && arn !== undefined) return arn;
