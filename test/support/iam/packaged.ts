@@ -16,7 +16,16 @@ export const TEST_API_ID = 'a1b2c3d4e5';
 export const TEST_SUBNET_IDS = ['subnet-0123456789abcdef0', 'subnet-0123456789abcdef1'];
 export const TEST_SECURITY_GROUP_IDS = ['sg-0123456789abcdef0'];
 
-export function packagedStack(path: string = templatePath): StackModel {
+/** The network the model's stack is deployed with, as its parameters. */
+export const TEST_NETWORK = {
+  LaunchSubnetIds: TEST_SUBNET_IDS.join(','),
+  LaunchSecurityGroupIds: TEST_SECURITY_GROUP_IDS.join(','),
+};
+
+export function packagedStack(
+  path: string = templatePath,
+  parameters: Record<string, string> = TEST_NETWORK,
+): StackModel {
   const template = readTemplate(path);
   const stage = Object.values(template.Resources)
     .map(
@@ -32,9 +41,6 @@ export function packagedStack(path: string = templatePath): StackModel {
       SchedulerInvokeRole: `annex-${stage}-scheduler`,
       HttpApi: TEST_API_ID,
     },
-    parameters: {
-      LaunchSubnetIds: TEST_SUBNET_IDS.join(','),
-      LaunchSecurityGroupIds: TEST_SECURITY_GROUP_IDS.join(','),
-    },
+    parameters,
   });
 }
