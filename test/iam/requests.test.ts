@@ -3,7 +3,7 @@
 // (test/support/iam/evaluate.ts).
 import { describe, expect, it } from 'vitest';
 import { RoleEvaluator } from '../support/iam/evaluate.ts';
-import { packagedStack } from '../support/iam/packaged.ts';
+import { packagedStack, TEST_SECURITY_GROUP_IDS, TEST_SUBNET_IDS } from '../support/iam/packaged.ts';
 import { iamRequests, type IamRequest, type SdkCall } from '../support/iam/requests.ts';
 import type { RoleModel } from '../support/iam/template.ts';
 
@@ -71,7 +71,7 @@ describe('the IAM requests of an SDK call', () => {
     });
   });
 
-  it('RunInstances is authorized on each resource it creates or uses, with tag-on-create and PassRole', () => {
+  it("RunInstances is authorized on each resource it creates or uses, with tag-on-create and PassRole, the instance's profile and the interface's subnet", () => {
     const tags = [
       { Key: 'annex:stage', Value: 't1' },
       { Key: 'annex:id', Value: 'ax-1' },
@@ -100,9 +100,14 @@ describe('the IAM requests of an SDK call', () => {
       'aws:RequestTag/annex:id': 'ax-1',
       'aws:TagKeys': ['annex:stage', 'annex:id'],
     };
-    expect(find(requests, 'ec2:RunInstances', ec2('instance/*'))?.context).toEqual(onCreate);
+    expect(find(requests, 'ec2:RunInstances', ec2('instance/*'))?.context).toEqual({
+      ...onCreate,
+      'ec2:InstanceProfile': 'arn:aws:iam::123456789012:instance-profile/annex-dev-instance',
+    });
     expect(find(requests, 'ec2:RunInstances', ec2('volume/*'))?.context).toEqual(onCreate);
-    expect(find(requests, 'ec2:RunInstances', ec2('network-interface/*'))?.context).toEqual({});
+    expect(find(requests, 'ec2:RunInstances', ec2('network-interface/*'))?.context).toEqual({
+      'ec2:Subnet': ec2('subnet/subnet-1'),
+    });
     for (const used of [ec2('subnet/subnet-1'), ec2('security-group/sg-1'), ec2('key-pair/mine')]) {
       expect(find(requests, 'ec2:RunInstances', used)).toBeDefined();
     }
@@ -115,6 +120,35 @@ describe('the IAM requests of an SDK call', () => {
       action: 'iam:PassRole',
       resource: model.roles.get('InstanceRole')?.arn,
       context: { 'iam:PassedToService': 'ec2.amazonaws.com' },
+    });
+  });
+
+  it("a recording stack's configured subnets and groups are the deployed template's; any other id stays itself", () => {
+    const requests = iamRequests(
+      call({
+        service: 'EC2',
+        command: 'RunInstancesCommand',
+        input: {
+          SubnetId: 'subnet-local2',
+          SecurityGroupIds: ['sg-local', 'sg-foreign'],
+          IamInstanceProfile: { Name: 'annex-dev-instance' },
+        },
+        network: { subnetIds: ['subnet-local1', 'subnet-local2'], securityGroupIds: ['sg-local'] },
+      }),
+      model,
+    );
+    const [first, second] = TEST_SUBNET_IDS;
+    expect(find(requests, 'ec2:RunInstances', ec2(`subnet/${String(second)}`))).toBeDefined();
+    expect(find(requests, 'ec2:RunInstances', ec2(`subnet/${String(first)}`))).toBeUndefined();
+    expect(
+      find(requests, 'ec2:RunInstances', ec2(`security-group/${String(TEST_SECURITY_GROUP_IDS[0])}`)),
+    ).toBeDefined();
+    expect(find(requests, 'ec2:RunInstances', ec2('security-group/sg-foreign'))).toBeDefined();
+    expect(find(requests, 'ec2:RunInstances', ec2('network-interface/*'))?.context).toEqual({
+      'ec2:Subnet': ec2(`subnet/${String(second)}`),
+    });
+    expect(find(requests, 'ec2:RunInstances', ec2('instance/*'))?.context).toEqual({
+      'ec2:InstanceProfile': 'arn:aws:iam::123456789012:instance-profile/annex-dev-instance',
     });
   });
 

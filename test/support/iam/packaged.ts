@@ -2,7 +2,9 @@
  * The packaged stack's model for the tests: the template from `npm run package`, for account
  * 123456789012 in us-east-1, with the names the local stack gives what CloudFormation would name
  * itself (scripts/lib/stack.ts seeds the instance profile `annex-<stage>-instance` and the
- * scheduler's role `annex-<stage>-scheduler`), so that a call recorded there names them as here.
+ * scheduler's role `annex-<stage>-scheduler`), so that a call recorded there names them as here,
+ * deployed with the subnets and security groups below as the only ones it may launch into (a call
+ * recorded on the local stack names its own configured ones: requests.ts translates them).
  */
 import { templatePath } from '../package.ts';
 import { readTemplate, stackModel, type StackModel } from './template.ts';
@@ -10,7 +12,20 @@ import { readTemplate, stackModel, type StackModel } from './template.ts';
 /** The HTTP API id the model gives the stack's API. */
 export const TEST_API_ID = 'a1b2c3d4e5';
 
-export function packagedStack(path: string = templatePath): StackModel {
+/** The subnets and security groups the model's stack is deployed with (LaunchSubnetIds, …). */
+export const TEST_SUBNET_IDS = ['subnet-0123456789abcdef0', 'subnet-0123456789abcdef1'];
+export const TEST_SECURITY_GROUP_IDS = ['sg-0123456789abcdef0'];
+
+/** The network the model's stack is deployed with, as its parameters. */
+export const TEST_NETWORK = {
+  LaunchSubnetIds: TEST_SUBNET_IDS.join(','),
+  LaunchSecurityGroupIds: TEST_SECURITY_GROUP_IDS.join(','),
+};
+
+export function packagedStack(
+  path: string = templatePath,
+  parameters: Record<string, string> = TEST_NETWORK,
+): StackModel {
   const template = readTemplate(path);
   const stage = Object.values(template.Resources)
     .map(
@@ -26,5 +41,6 @@ export function packagedStack(path: string = templatePath): StackModel {
       SchedulerInvokeRole: `annex-${stage}-scheduler`,
       HttpApi: TEST_API_ID,
     },
+    parameters,
   });
 }

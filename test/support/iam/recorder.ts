@@ -10,7 +10,8 @@
  * Each call is written once per distinct shape, as one JSON line: the function, its stage, the
  * service and command, the input reduced to what IAM reads (never a parameter value, user data,
  * payload or item body), and what EC2 knows of the resources it names (their tags, the launch
- * template's data, where a launch went), looked up in moto around the call.
+ * template's data, where a launch went), looked up in moto around the call, and for a launch the
+ * subnets and security groups the local stack was configured with (its functions' environment).
  */
 import {
   DescribeInstancesCommand,
@@ -67,6 +68,25 @@ const keyAttributes = (): Set<string> => {
     config.resources.Resources.LeaseTable.Properties.AttributeDefinitions.map((a) => a.AttributeName),
   );
 };
+
+const ids = (value: string | undefined): string[] =>
+  (value ?? '')
+    .split(',')
+    .map((id) => id.trim())
+    .filter((id) => id !== '');
+
+/** What the stack's launches may use: its defaults and the further subnets and groups it allows. */
+const configuredNetwork = (): NonNullable<SdkCall['network']> => ({
+  subnetIds: [
+    ...new Set([...ids(process.env.ANNEX_DEFAULT_SUBNET_IDS), ...ids(process.env.ANNEX_ALLOWED_SUBNET_IDS)]),
+  ],
+  securityGroupIds: [
+    ...new Set([
+      ...ids(process.env.ANNEX_DEFAULT_SECURITY_GROUP_IDS),
+      ...ids(process.env.ANNEX_ALLOWED_SECURITY_GROUP_IDS),
+    ]),
+  ],
+});
 
 const tagsOf = (tags: { Key?: string; Value?: string }[] | undefined): Record<string, string> =>
   Object.fromEntries((tags ?? []).map((t) => [t.Key ?? '', t.Value ?? '']));
@@ -220,6 +240,9 @@ export function recordAwsCalls(options: RecordOptions): void {
           command: commandName,
           input: projectInput(serviceId, commandName, command.input, keys),
           ...(Object.keys(facts).length === 0 ? {} : { facts }),
+          ...(commandName === 'RunInstancesCommand' || commandName === 'CreateFleetCommand'
+            ? { network: configuredNetwork() }
+            : {}),
           ...(testFile === undefined ? {} : { testFile }),
           ...(lookupError === undefined ? {} : { lookupError }),
         });

@@ -9,7 +9,8 @@
  * - RunInstances is authorized once per resource it creates or uses (instance, volume, network
  *   interface: new, with the tags requested for them; subnet, security group, image, key pair,
  *   launch template: existing, with their tags), plus ec2:CreateTags (`ec2:CreateAction`) for each
- *   resource tagged on creation and iam:PassRole for the instance profile's role;
+ *   resource tagged on creation and iam:PassRole for the instance profile's role; the instance
+ *   carries `ec2:InstanceProfile` (the profile's ARN) and the network interface `ec2:Subnet`;
  * - an instant CreateFleet is CreateFleet on the fleet and what it uses, and the RunInstances that
  *   EC2 Fleet then makes with the caller's rights, from the launch template's data;
  * - SSM PutParameter with tags also needs ssm:AddTagsToResource; a SecureString under a customer
@@ -17,7 +18,9 @@
  * - Scheduler CreateSchedule passes its target's role (iam:PassRole to scheduler.amazonaws.com).
  *
  * A call is recorded under the stage of the local stack that made it; its names are translated to
- * the packaged template's stage (and its one lease table) before they are evaluated.
+ * the packaged template's stage (and its one lease table) before they are evaluated, and the
+ * subnets and security groups that stack was configured with to the ones the template is deployed
+ * with (LaunchSubnetIds, LaunchSecurityGroupIds): any other id stays as it is, and is refused.
  */
 import type { StackModel } from './template.ts';
 
@@ -52,6 +55,8 @@ export interface SdkCall {
   command: string;
   input: Record<string, unknown>;
   facts?: CallFacts;
+  /** The subnets and security groups the stack that made the call was configured to launch into. */
+  network?: { subnetIds: string[]; securityGroupIds: string[] };
 }
 
 type Input = Record<string, unknown>;
@@ -218,6 +223,14 @@ export function iamRequests(call: SdkCall, model: StackModel): IamRequest[] {
     );
   const input = call.input;
   const command = call.command.replace(/Command$/, '');
+  // The n-th configured subnet (group) of the recording stack is the template's n-th.
+  const configured = (recorded: string[] | undefined, parameter: string) => {
+    const deployed = asArray(model.parameters.get(parameter));
+    return (id: string): string => {
+      const n = recorded?.indexOf(id) ?? -1;
+      return n < 0 || deployed.length === 0 ? id : (deployed[n % deployed.length] ?? id);
+    };
+  };
 
   switch (call.service) {
     case 'DynamoDB':
@@ -230,6 +243,16 @@ export function iamRequests(call: SdkCall, model: StackModel): IamRequest[] {
         requestTags,
         resourceTags: (tags) => resourceTags(tags, 'ec2'),
         passRole: (profileArn: string) => passRoleForProfile(here(profileArn), model),
+        profile: (p: Input) => {
+          const arn =
+            str(p.Arn) ??
+            (str(p.Name) === undefined
+              ? undefined
+              : `arn:${partition}:iam::${account}:instance-profile/${String(p.Name)}`);
+          return arn === undefined ? undefined : here(arn);
+        },
+        subnet: configured(call.network?.subnetIds, 'LaunchSubnetIds'),
+        group: configured(call.network?.securityGroupIds, 'LaunchSecurityGroupIds'),
       });
     case 'SSM': {
       const name = here(String(input.Name ?? input.ResourceId ?? ''));
@@ -368,6 +391,11 @@ interface Ec2Helpers {
   requestTags(tags: Record<string, string>): Record<string, string | string[]>;
   resourceTags(tags: Record<string, string>): Record<string, string>;
   passRole(profileArn: string): IamRequest;
+  /** The ARN of an instance profile given by ARN or name, in the template's stage. */
+  profile(p: Input): string | undefined;
+  /** A subnet (security group) id as the template's deployment names it. */
+  subnet(id: string): string;
+  group(id: string): string;
 }
 
 interface LaunchShape {
@@ -398,10 +426,24 @@ function runInstancesRequests(l: LaunchShape, h: Ec2Helpers, createAction: strin
     context,
   });
   const created = ['instance', 'volume', 'network-interface'];
+  const subnetIds = l.subnetIds.map((id) => h.subnet(id));
+  const securityGroupIds = l.securityGroupIds.map((id) => h.group(id));
+  // What EC2 knows of each new resource besides its tags: the instance's profile, the subnet of
+  // its network interface (one per subnet the launch may use; none known: without it).
+  const known: Record<string, Record<string, string>[]> = {
+    instance: [l.profileArn === undefined ? {} : { 'ec2:InstanceProfile': l.profileArn }],
+    volume: [{}],
+    'network-interface':
+      subnetIds.length === 0 ? [{}] : subnetIds.map((id) => ({ 'ec2:Subnet': h.ec2Arn(`subnet/${id}`) })),
+  };
   const requests: IamRequest[] = [
-    ...created.map((type) => run(h.ec2Arn(`${type}/*`), h.requestTags(l.tags[type] ?? {}))),
-    ...(l.subnetIds.length > 0 ? l.subnetIds : ['*']).map((id) => run(h.ec2Arn(`subnet/${id}`))),
-    ...(l.securityGroupIds.length > 0 ? l.securityGroupIds : ['*']).map((id) =>
+    ...created.flatMap((type) =>
+      (known[type] ?? [{}]).map((facts) =>
+        run(h.ec2Arn(`${type}/*`), { ...h.requestTags(l.tags[type] ?? {}), ...facts }),
+      ),
+    ),
+    ...(subnetIds.length > 0 ? subnetIds : ['*']).map((id) => run(h.ec2Arn(`subnet/${id}`))),
+    ...(securityGroupIds.length > 0 ? securityGroupIds : ['*']).map((id) =>
       run(h.ec2Arn(`security-group/${id}`)),
     ),
     ...(l.imageId === undefined ? [] : [run(h.ec2Arn(`image/${l.imageId}`, false))]),
@@ -477,7 +519,7 @@ function ec2Requests(command: string, input: Input, facts: CallFacts, h: Ec2Help
       const template = facts.launchTemplate;
       const data = template?.data ?? {};
       const tags = { ...tagsByType(data.TagSpecifications, h), ...tagsByType(input.TagSpecifications, h) };
-      const profile = obj(input.IamInstanceProfile ?? data.IamInstanceProfile);
+      const profileArn = h.profile(obj(input.IamInstanceProfile ?? data.IamInstanceProfile));
       return runInstancesRequests(
         {
           imageId: str(input.ImageId) ?? str(data.ImageId),
@@ -488,7 +530,7 @@ function ec2Requests(command: string, input: Input, facts: CallFacts, h: Ec2Help
             asArray((input.SecurityGroupIds ?? data.SecurityGroupIds) as string[] | undefined).length > 0
               ? asArray((input.SecurityGroupIds ?? data.SecurityGroupIds) as string[])
               : (facts.launched?.securityGroupIds ?? []),
-          ...(str(profile.Arn) === undefined ? {} : { profileArn: String(profile.Arn) }),
+          ...(profileArn === undefined ? {} : { profileArn }),
           spot: obj(input.InstanceMarketOptions).MarketType === 'spot',
           ...(template === undefined ? {} : { launchTemplate: { id: template.id, tags: template.tags } }),
           tags,
@@ -520,7 +562,7 @@ function ec2Requests(command: string, input: Input, facts: CallFacts, h: Ec2Help
       const spotCapacity = Number(obj(input.TargetCapacitySpecification).SpotTargetCapacity ?? 0);
       const imageId = str(data.ImageId);
       const keyName = str(data.KeyName);
-      const profile = str(obj(data.IamInstanceProfile).Arn);
+      const profile = h.profile(obj(data.IamInstanceProfile));
       const fleet = (resource: string, context: Record<string, string | string[]> = {}): IamRequest => ({
         action: 'ec2:CreateFleet',
         resource,
@@ -536,7 +578,7 @@ function ec2Requests(command: string, input: Input, facts: CallFacts, h: Ec2Help
         fleet(h.ec2Arn('volume/*'), h.requestTags(volumeTags)),
         fleet(h.ec2Arn(`launch-template/${template.id}`), h.resourceTags(template.tags)),
         ...(imageId === undefined ? [] : [fleet(h.ec2Arn(`image/${imageId}`, false))]),
-        ...(subnetIds.length > 0 ? subnetIds : ['*']).map((id) => fleet(h.ec2Arn(`subnet/${id}`))),
+        ...(subnetIds.length > 0 ? subnetIds : ['*']).map((id) => fleet(h.ec2Arn(`subnet/${h.subnet(id)}`))),
         ...(Object.keys(fleetTags.fleet ?? {}).length === 0
           ? []
           : [

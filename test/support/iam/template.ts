@@ -16,7 +16,13 @@ interface Resource {
   Properties?: Record<string, Json>;
 }
 
+interface Parameter {
+  Type: string;
+  Default?: string;
+}
+
 export interface Template {
+  Parameters?: Record<string, Parameter>;
   Resources: Record<string, Resource>;
 }
 
@@ -81,6 +87,8 @@ export interface StackModel {
   instanceProfiles: Map<string, string>;
   /** `Ref` of the HTTP API: its id. */
   httpApiId: string;
+  /** Each template parameter's value as deployed (a CommaDelimitedList: its list). */
+  parameters: Map<string, string | string[]>;
   /** Resolves any template value (an intrinsic, or a structure containing them). */
   resolve(value: unknown): unknown;
 }
@@ -94,6 +102,8 @@ export interface StackOptions {
    * template), by logical id: by default `<stack>-<logical id>`. The HTTP API's id is `HttpApi`.
    */
   physicalNames?: Record<string, string>;
+  /** Template parameters as a deployment would set them (by default: their Default). */
+  parameters?: Record<string, string>;
 }
 
 /**
@@ -136,6 +146,14 @@ export function stackModel(template: Template, options: StackOptions = {}): Stac
   const stackName = options.stackName ?? (lambdaNames[0] ?? 'stack-fn').split('-').slice(0, -1).join('-');
   const physical = (logicalId: string): string =>
     options.physicalNames?.[logicalId] ?? `${stackName}-${logicalId}`;
+
+  const parameters = new Map<string, string | string[]>(
+    Object.entries(template.Parameters ?? {}).map(([name, p]) => {
+      const value = options.parameters?.[name] ?? p.Default;
+      if (value === undefined) throw new Error(`template: parameter ${name} has no value and no default`);
+      return [name, p.Type === 'CommaDelimitedList' ? value.split(',') : value];
+    }),
+  );
 
   const resourceOf = (logicalId: string): Resource => {
     const r = resources[logicalId];
@@ -205,7 +223,7 @@ export function stackModel(template: Template, options: StackOptions = {}): Stac
       const dot = name.indexOf('.');
       return dot > 0 && !name.startsWith('AWS::')
         ? getAtt(name.slice(0, dot), name.slice(dot + 1))
-        : ref(name);
+        : String(parameters.get(name) ?? ref(name));
     });
 
   function resolve(value: unknown): unknown {
@@ -215,7 +233,7 @@ export function stackModel(template: Template, options: StackOptions = {}): Stac
     if (keys.length === 1) {
       const [key] = keys as [string];
       const arg = value[key];
-      if (key === 'Ref') return ref(String(arg));
+      if (key === 'Ref') return parameters.get(String(arg)) ?? ref(String(arg));
       if (key === 'Fn::GetAtt') {
         const [name, attribute] = Array.isArray(arg) ? arg : String(arg).split('.');
         return getAtt(String(name), String(attribute));
@@ -226,8 +244,12 @@ export function stackModel(template: Template, options: StackOptions = {}): Stac
         return sub(text, variables);
       }
       if (key === 'Fn::Join') {
-        const [separator, parts] = arg as [string, unknown[]];
+        const [separator, parts] = arg as [string, unknown];
         return (resolve(parts) as unknown[]).map(String).join(separator);
+      }
+      if (key === 'Fn::Split') {
+        const [separator, text] = arg as [string, unknown];
+        return String(resolve(text)).split(separator);
       }
       if (key.startsWith('Fn::')) throw new Error(`template: ${key} is not modelled`);
     }
@@ -349,6 +371,7 @@ export function stackModel(template: Template, options: StackOptions = {}): Stac
     instanceProfiles,
     table: { name: ref(tableId), arn: getAtt(tableId, 'Arn'), partitionKeys },
     httpApiId: resources.HttpApi === undefined ? '' : ref('HttpApi'),
+    parameters,
     resolve,
   };
 }
