@@ -73,6 +73,7 @@ async function closedPort(): Promise<number> {
   return address.port;
 }
 
+const sleep = (ms: number) => new Promise((done) => setTimeout(done, ms));
 const iso = (epochMs: number) => new Date(epochMs).toISOString().replace(/\.\d+Z$/, 'Z');
 const mode = async (path: string) => (await stat(path)).mode & 0o777;
 
@@ -734,6 +735,64 @@ describe('annex-agent', () => {
     expect(result.stderr).not.toContain(renewed.token);
     expect(await box.marker('poweroff')).toBeUndefined();
   }, 60_000);
+
+  it('re-asserts the metadata firewall every heartbeat: a deleted rule, or one pushed down, goes back first', async () => {
+    const box = await joined(iso(Date.now() + 600_000));
+    await writeFile(join(box.dir, 'slots'), 'Unclaimed\n');
+    box.api.respond = () => ({
+      status: 200,
+      body: { expiresAt: iso(Date.now() + 600_000), action: 'continue' },
+    });
+    const waitForHeartbeats = async (count: number) => {
+      for (let i = 0; i < 200 && box.heartbeats().length < count; i++) await sleep(50);
+      expect(box.heartbeats().length).toBeGreaterThanOrEqual(count);
+    };
+
+    const agent = run('annex-agent', [], box.env({ ...agentEnv, ANNEX_AGENT_MAX_TICKS: '8' }));
+    await waitForHeartbeats(1);
+    // Someone flushes the rules and puts an ACCEPT in their place.
+    await writeFile(join(box.firewall, 'iptables.rules'), '-j ACCEPT\n');
+    await waitForHeartbeats(3);
+    // …then slips an ACCEPT in ahead of the IPv6 rule.
+    await writeFile(join(box.firewall, 'ip6tables.rules'), `-j ACCEPT\n${IMDS_RULE_V6}\n`);
+    const result = await agent;
+
+    expect(result.code).toBe(0);
+    expect(await box.rules('iptables')).toEqual([IMDS_RULE_V4, '-j ACCEPT']);
+    expect(await box.rules('ip6tables')).toEqual([IMDS_RULE_V6, '-j ACCEPT']);
+    expect(
+      result.stderr.match(/metadata firewall re-asserted: the rule was missing or no longer first/g),
+    ).toHaveLength(2);
+    expect(await box.marker('poweroff')).toBeUndefined();
+    await expectNoSecretsIn(box, result.stdout, result.stderr);
+  });
+
+  it.each([
+    ['iptables', 'all'],
+    ['iptables', 'noop'],
+    ['ip6tables', 'write'],
+  ] as const)(
+    'powers off at once, before any heartbeat, when the firewall cannot be re-asserted (%s: %s)',
+    async (tool, mode) => {
+      const box = await joined(iso(Date.now() + 600_000));
+      box.api.respond = () => ({
+        status: 200,
+        body: { expiresAt: iso(Date.now() + 600_000), action: 'continue' },
+      });
+      // The rule went missing, and the tool will not put it back.
+      await writeFile(join(box.firewall, `${tool}.rules`), '');
+      await writeFile(join(box.firewall, `${tool}.fail`), `${mode}\n`);
+
+      const result = await run('annex-agent', [], box.env({ ...agentEnv, ANNEX_AGENT_MAX_TICKS: '5' }));
+      expect(result.code).toBe(0);
+      expect(await box.marker('poweroff')).toContain(
+        `the metadata firewall cannot be re-asserted (${tool} could not put the rule`,
+      );
+      expect(box.heartbeats()).toHaveLength(0);
+      // No waiting for HTCondor: a job may be reading the role's credentials.
+      expect(await box.marker('condor_off')).toBeUndefined();
+    },
+  );
 
   it('reports booting 0/0 and the idle time when HTCondor does not answer', async () => {
     const box = await joined(iso(Date.now() + 600_000));
