@@ -549,6 +549,35 @@ describe('annex-boot: the metadata firewall fails closed', () => {
     expect(await box.rules('ip6tables')).toEqual([IMDS_RULE_V6]);
   });
 
+  it('without iptables: an nftables table hooked ahead of the others, replaced atomically, checked back', async () => {
+    const box = await makeSandbox();
+    box.api.respond = routes({ status: 200, body: bootstrapAnswer(box) });
+    await writeEnvFile(box, box.api.url);
+    const env = box.env({
+      ANNEX_IPTABLES: join(box.dir, 'bin', 'absent-iptables'),
+      ANNEX_NFT: join(fakeBin, 'nft'),
+    });
+
+    const result = await run('annex-boot', [], env);
+    expect(result.code).toBe(0);
+    expect(result.stderr).toContain('metadata service restricted to root (nftables table inet annex_imds');
+    const table = await readFile(join(box.firewall, 'nft.ruleset', 'inet-annex_imds'), 'utf8');
+    expect(table).toContain('type filter hook output priority -300; policy accept;');
+    expect(table).toContain('ip daddr 169.254.169.254 meta skuid != 0 reject');
+    expect(table).toContain('ip6 daddr fd00:ec2::254 meta skuid != 0 reject');
+    expect(await readFile(join(box.firewall, 'nft.log'), 'utf8')).toBe(
+      'list chain inet annex_imds output\n-f -\nlist chain inet annex_imds output\n',
+    );
+
+    // A second run (a reboot that kept the table, or the agent) finds it in place and changes nothing.
+    const again = await run('annex-boot', [], env);
+    expect(again.code).toBe(0);
+    expect(await readFile(join(box.firewall, 'nft.log'), 'utf8')).toMatch(
+      /-f -\nlist chain inet annex_imds output\nlist chain inet annex_imds output\n$/,
+    );
+    expect(await readFile(join(box.firewall, 'nft.ruleset', 'inet-annex_imds'), 'utf8')).toBe(table);
+  });
+
   it.each([
     ['not root', {}, { ANNEX_ID: 'BIN/id-as-user' }, 'not running as root (uid 1000)'],
     ['iptables fails', { iptables: 'all' }, {}, 'iptables could not put the rule for 169.254.169.254 first'],
@@ -568,6 +597,18 @@ describe('annex-boot: the metadata firewall fails closed', () => {
       'neither iptables nor nft found',
     ],
     [
+      'nft fails (no iptables)',
+      { nft: 'write' },
+      { ANNEX_IPTABLES: 'BIN/absent-iptables', ANNEX_NFT: 'FAKE/nft' },
+      'nft could not install the table inet annex_imds',
+    ],
+    [
+      'nft says yes and does nothing',
+      { nft: 'noop' },
+      { ANNEX_IPTABLES: 'BIN/absent-iptables', ANNEX_NFT: 'FAKE/nft' },
+      'nft could not install the table inet annex_imds',
+    ],
+    [
       'ANNEX_FIREWALL=off (not an opt-out)',
       { iptables: 'all' },
       { ANNEX_FIREWALL: 'off' },
@@ -581,7 +622,10 @@ describe('annex-boot: the metadata firewall fails closed', () => {
       await writeFile(join(box.firewall, `${tool}.fail`), `${mode}\n`);
     }
     const env = Object.fromEntries(
-      Object.entries(settings).map(([k, v]) => [k, v.replace('BIN/', `${join(box.dir, 'bin')}/`)]),
+      Object.entries(settings).map(([k, v]) => [
+        k,
+        v.replace('BIN/', `${join(box.dir, 'bin')}/`).replace('FAKE/', `${fakeBin}/`),
+      ]),
     );
 
     const result = await run('annex-boot', [], box.env(env));
