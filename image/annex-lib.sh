@@ -577,3 +577,158 @@ request_poweroff() {
     return 1
   fi
 }
+
+# ---------------------------------------------------------------------------------------------
+# Metadata firewall: only root may reach the instance metadata service (the role's credentials).
+# annex-boot installs it before it reads any credential and powers off when it cannot; annex-agent
+# re-asserts it every heartbeat and powers off when it cannot. There is no switch to turn it off.
+#
+# iptables + ip6tables (both needed: the IPv6 endpoint exists when enabled on the instance), each
+# rule INSERTED FIRST in OUTPUT, so an ACCEPT someone put earlier cannot win; else nftables, a table
+# of its own whose base chain hooks output at priority -300 (before raw, mangle and filter),
+# replaced atomically. Either way the result is read back, not taken from an exit status.
+#
+# ANNEX_IPTABLES / ANNEX_IP6TABLES / ANNEX_NFT name the commands (default: from PATH). They, like
+# every ANNEX_* setting, come from the units and the root-owned /etc/annex/annex.env: image
+# configuration, which neither a job (not root) nor the control plane's tags can change.
+# ANNEX_ID (a command standing in for `id`) is honoured only against a fake metadata service: the
+# local stack and the tests run these scripts unprivileged with stand-in firewall tools.
+
+# The real metadata service (whatever ANNEX_IMDS_URL says).
+ANNEX_IMDS_IPV4=169.254.169.254
+ANNEX_IMDS_IPV6=fd00:ec2::254
+
+# Set by metadata_firewall_ensure: why it failed; what is in place; 1 when it changed something.
+ANNEX_FIREWALL_PROBLEM=
+ANNEX_FIREWALL_HOW=
+ANNEX_FIREWALL_CHANGED=0
+
+imds_is_real() {
+  [ "$ANNEX_IMDS_URL" = "http://$ANNEX_IMDS_IPV4" ] || [ "$ANNEX_IMDS_URL" = "http://[$ANNEX_IMDS_IPV6]" ]
+}
+
+effective_uid() {
+  if [ -n "${ANNEX_ID:-}" ] && ! imds_is_real; then
+    "$ANNEX_ID" -u
+  else
+    id -u
+  fi
+}
+
+# iptables_positions TOOL ADDRESS: the 1-based positions in OUTPUT of the owner rule for ADDRESS
+# (read back from `-S`, whose canonical form adds /32 or /128 and --reject-with), one a line.
+iptables_positions() {
+  local tool=$1 address=$2 line position=0 want
+  want="-A OUTPUT -d $address -m owner ! --uid-owner 0 -j REJECT"
+  while IFS= read -r line; do
+    [[ $line == "-A OUTPUT "* ]] || continue
+    position=$((position + 1))
+    line=${line%% --reject-with *}
+    line=${line/" -d $address/32 "/" -d $address "}
+    line=${line/" -d $address/128 "/" -d $address "}
+    [ "$line" != "$want" ] || printf '%s\n' "$position"
+  done < <("$tool" -w 5 -S OUTPUT 2>/dev/null)
+}
+
+# iptables_ensure TOOL ADDRESS: the owner rule for ADDRESS first in OUTPUT, exactly once.
+iptables_ensure() {
+  local tool=$1 address=$2 i
+  local -a rule=(-d "$address" -m owner ! --uid-owner 0 -j REJECT) positions=()
+  mapfile -t positions < <(iptables_positions "$tool" "$address")
+  if [ "${positions[0]:-}" != 1 ]; then
+    # Missing, or no longer first: insert it at the top (never a moment without it).
+    "$tool" -w 5 -I OUTPUT 1 "${rule[@]}" >/dev/null 2>&1 || return 1
+    ANNEX_FIREWALL_CHANGED=1
+    mapfile -t positions < <(iptables_positions "$tool" "$address")
+  fi
+  # Copies further down are dead weight; remove them, the last first so the numbers hold.
+  for ((i = ${#positions[@]} - 1; i >= 1; i--)); do
+    "$tool" -w 5 -D OUTPUT "${positions[i]}" >/dev/null 2>&1 || break
+  done
+  # Verified by reading it back, not by the exit status of -I.
+  "$tool" -w 5 -C OUTPUT "${rule[@]}" >/dev/null 2>&1 || return 1
+  mapfile -t positions < <(iptables_positions "$tool" "$address")
+  [ "${positions[0]:-}" = 1 ]
+}
+
+# nft_listing_ok LISTING: the annex_imds chain, hooked to output, rejecting both addresses.
+nft_listing_ok() {
+  [[ $1 == *"hook output"* ]] &&
+    [[ $1 == *"ip daddr $ANNEX_IMDS_IPV4 "*reject* ]] &&
+    [[ $1 == *"ip6 daddr $ANNEX_IMDS_IPV6 "*reject* ]]
+}
+
+nft_ensure() {
+  local nft=$1 listing
+  if listing=$("$nft" list chain inet annex_imds output 2>/dev/null) && nft_listing_ok "$listing"; then
+    return 0
+  fi
+  # One transaction: create the table if absent, delete it, define it again (idempotent).
+  "$nft" -f - >/dev/null 2>&1 <<EOT || return 1
+table inet annex_imds
+delete table inet annex_imds
+table inet annex_imds {
+  chain output {
+    type filter hook output priority -300; policy accept;
+    ip daddr $ANNEX_IMDS_IPV4 meta skuid != 0 reject
+    ip6 daddr $ANNEX_IMDS_IPV6 meta skuid != 0 reject
+  }
+}
+EOT
+  ANNEX_FIREWALL_CHANGED=1
+  listing=$("$nft" list chain inet annex_imds output 2>/dev/null) && nft_listing_ok "$listing"
+}
+
+# metadata_firewall_ensure: the firewall in place (installed or repaired); fails, with
+# ANNEX_FIREWALL_PROBLEM, when it cannot be. The caller powers the instance off then.
+metadata_firewall_ensure() {
+  local uid iptables ip6tables nft
+  ANNEX_FIREWALL_PROBLEM=
+  ANNEX_FIREWALL_HOW=
+  ANNEX_FIREWALL_CHANGED=0
+  uid=$(effective_uid 2>/dev/null) || uid=
+  if [ "$uid" != 0 ]; then
+    ANNEX_FIREWALL_PROBLEM="not running as root (uid ${uid:-unknown})"
+    return 1
+  fi
+  iptables=$(command -v "${ANNEX_IPTABLES:-iptables}" 2>/dev/null) || iptables=
+  ip6tables=$(command -v "${ANNEX_IP6TABLES:-ip6tables}" 2>/dev/null) || ip6tables=
+  nft=$(command -v "${ANNEX_NFT:-nft}" 2>/dev/null) || nft=
+  if [ -n "$iptables" ] && [ -n "$ip6tables" ]; then
+    if ! iptables_ensure "$iptables" "$ANNEX_IMDS_IPV4"; then
+      ANNEX_FIREWALL_PROBLEM="iptables could not put the rule for $ANNEX_IMDS_IPV4 first in OUTPUT"
+      return 1
+    fi
+    if ! iptables_ensure "$ip6tables" "$ANNEX_IMDS_IPV6"; then
+      ANNEX_FIREWALL_PROBLEM="ip6tables could not put the rule for $ANNEX_IMDS_IPV6 first in OUTPUT"
+      return 1
+    fi
+    ANNEX_FIREWALL_HOW="iptables and ip6tables owner rules first in OUTPUT"
+  elif [ -n "$nft" ]; then
+    if ! nft_ensure "$nft"; then
+      ANNEX_FIREWALL_PROBLEM="nft could not install the table inet annex_imds"
+      return 1
+    fi
+    ANNEX_FIREWALL_HOW="nftables table inet annex_imds, output hook at priority -300"
+  elif [ -n "$iptables" ]; then
+    ANNEX_FIREWALL_PROBLEM="ip6tables not found (and no nft): the IPv6 endpoint $ANNEX_IMDS_IPV6 cannot be restricted"
+    return 1
+  else
+    ANNEX_FIREWALL_PROBLEM="neither iptables nor nft found"
+    return 1
+  fi
+}
+
+# metadata_firewall_check boot|agent: metadata_firewall_ensure, and says what it did (annex-boot:
+# always; annex-agent: when it had to repair the firewall). Fails with the reason logged.
+metadata_firewall_check() {
+  if ! metadata_firewall_ensure; then
+    log "metadata firewall: $ANNEX_FIREWALL_PROBLEM"
+    return 1
+  fi
+  if [ "$1" = boot ]; then
+    log "metadata service restricted to root ($ANNEX_FIREWALL_HOW)"
+  elif [ "$ANNEX_FIREWALL_CHANGED" -eq 1 ]; then
+    log "metadata firewall re-asserted: the rule was missing or no longer first ($ANNEX_FIREWALL_HOW)"
+  fi
+}

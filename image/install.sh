@@ -147,7 +147,9 @@ find "$prefix/var/lib/annex" -mindepth 1 -delete
 # What the scripts need in the image.
 in_image bash || lacking "bash not found"
 in_image curl || lacking "curl not found (need >= 7.86.0 for --aws-sigv4 that signs x-amz-security-token)"
-in_image iptables nft || lacking "neither iptables nor nft: the metadata service cannot be restricted to root"
+if ! in_image nft && ! { in_image iptables && in_image ip6tables; }; then
+  lacking "neither iptables with ip6tables nor nft: the metadata service cannot be restricted to root, and annex-boot powers such an instance off"
+fi
 in_image condor_master || lacking "HTCondor (condor_master) not found"
 for tool in date od mktemp timeout awk grep; do
   in_image "$tool" || lacking "$tool not found"

@@ -7,7 +7,8 @@
 // each as a child process in a temporary root (ANNEX_ROOT). Power-off terminates the instance in
 // moto, as powering off an instance whose shutdown behaviour is terminate does on AWS; an instance
 // terminated in moto (by the control plane) has its processes stopped. Nothing here touches this
-// machine's firewall, HTCondor or power: every such command is a stand-in.
+// machine's firewall, HTCondor or power: every such command is a stand-in (the firewall's OUTPUT
+// chain is a state file in the instance's directory, firewall/iptables.rules).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
@@ -199,6 +200,11 @@ export async function startInstanceRunner(options: InstanceRunnerOptions): Promi
       ANNEX_IPTABLES: join(FAKE_BIN, 'iptables'),
       ANNEX_IP6TABLES: join(FAKE_BIN, 'ip6tables'),
       ANNEX_NFT: join(FAKE_BIN, 'no-nft'),
+      // The scripts run unprivileged here: the stand-in firewall keeps OUTPUT in this directory,
+      // and the stand-in `id` answers root, as annex-boot is on an instance. annex-lib.sh honours
+      // ANNEX_ID only against a fake metadata service, never on EC2.
+      ANNEX_DEV_FIREWALL_DIR: join(e.dir, 'firewall'),
+      ANNEX_ID: join(FAKE_BIN, 'id-as-root'),
       // condor.service starts after annex-boot.service: the runner starts the stand-in then.
       ANNEX_CONDOR_START: ': >"$ANNEX_DEV_CONDOR_DIR/start-requested"',
       ANNEX_STARTD_HOST: `${e.instanceId}.annex.local`,
@@ -273,7 +279,8 @@ export async function startInstanceRunner(options: InstanceRunnerOptions): Promi
   };
 
   const boot = async (e: Emulated, publicIp: string | undefined) => {
-    for (const sub of ['root/etc/annex', 'tmp', 'condor']) mkdirSync(join(e.dir, sub), { recursive: true });
+    for (const sub of ['root/etc/annex', 'tmp', 'condor', 'firewall'])
+      mkdirSync(join(e.dir, sub), { recursive: true });
     // As image/install.sh --api-url bakes it into an image.
     writeFileSync(join(e.root, 'etc/annex/annex.env'), `ANNEX_API_URL=${stack.apiUrl}\n`);
     let session = stack.instanceCredentials(e.instanceId);

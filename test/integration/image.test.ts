@@ -1,7 +1,9 @@
 /**
  * The instance side (image/): the real bash scripts run against a fake IMDS (IMDSv2) and a fake
  * control plane that verifies every SigV4 signature, inside a temporary root (ANNEX_ROOT), with
- * stand-ins for HTCondor, iptables and power-off that leave marker files. curl and python3 are
+ * stand-ins for HTCondor and power-off that leave marker files, and the local stack's iptables and
+ * ip6tables stand-ins (scripts/lib/fake-bin), which keep the OUTPUT chain in a state file and fail
+ * on demand. curl and python3 are
  * wrapped to record their command lines, so the tests can show that no secret ever reaches argv.
  */
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
@@ -22,8 +24,9 @@ import { startFakeImds, type FakeImds, type FakeImdsOptions } from '../../script
 import { EXECUTE_POINT_AUTHORIZATIONS, mintToken } from '../../shared/domain/idtokens.ts';
 
 const imageDir = resolve(import.meta.dirname, '../../image');
+/** The local stack's stand-ins: iptables/ip6tables keeping OUTPUT in a state file, `id` as root. */
+const fakeBin = resolve(import.meta.dirname, '../../scripts/lib/fake-bin');
 const scripts = ['annex-boot', 'annex-agent', 'poweroff', 'install.sh', 'annex-lib.sh'];
-const isRoot = process.getuid?.() === 0;
 // The interpreter itself, not a version manager's shim (a pyenv shim costs a second a call).
 const python3 = execFileSync('python3', ['-c', 'import sys; print(sys.executable)'], {
   encoding: 'utf8',
@@ -70,6 +73,7 @@ async function closedPort(): Promise<number> {
   return address.port;
 }
 
+const sleep = (ms: number) => new Promise((done) => setTimeout(done, ms));
 const iso = (epochMs: number) => new Date(epochMs).toISOString().replace(/\.\d+Z$/, 'Z');
 const mode = async (path: string) => (await stat(path)).mode & 0o777;
 
@@ -86,6 +90,8 @@ interface Sandbox {
   dir: string;
   root: string;
   markers: string;
+  /** The stand-in firewall's state: <tool>.rules (OUTPUT, in order), <tool>.log, <tool>.fail. */
+  firewall: string;
   imds: FakeImds;
   api: FakeAnnexApi;
   /** The pool credential the fake API hands out (quotes, backslash, `$`: JSON and shell hazards). */
@@ -94,7 +100,14 @@ interface Sandbox {
   marker(name: string): Promise<string | undefined>;
   /** Every secret a log or a command line must never show. */
   secrets(): string[];
+  /** The OUTPUT rules of the stand-in iptables or ip6tables, in order. */
+  rules(tool: 'iptables' | 'ip6tables'): Promise<string[]>;
 }
+
+const IMDS_RULE_V4 =
+  '-d 169.254.169.254/32 -m owner ! --uid-owner 0 -j REJECT --reject-with icmp-port-unreachable';
+const IMDS_RULE_V6 =
+  '-d fd00:ec2::254/128 -m owner ! --uid-owner 0 -j REJECT --reject-with icmp6-port-unreachable';
 
 let sandbox: Sandbox | undefined;
 
@@ -104,7 +117,8 @@ async function makeSandbox(imdsOptions: FakeImdsOptions = {}): Promise<Sandbox> 
   const bin = join(dir, 'bin');
   const markers = join(dir, 'markers');
   const tmp = join(dir, 'tmp');
-  for (const path of [root, bin, markers, tmp]) await mkdir(path, { recursive: true });
+  const firewall = join(dir, 'firewall');
+  for (const path of [root, bin, markers, tmp, firewall]) await mkdir(path, { recursive: true });
 
   const stub = async (name: string, body: string) => {
     await writeFile(join(bin, name), `#!/usr/bin/env bash\n${body}\n`);
@@ -120,9 +134,7 @@ async function makeSandbox(imdsOptions: FakeImdsOptions = {}): Promise<Sandbox> 
   await stub('condor_status', `[ -f '${dir}/slots' ] || exit 1\ncat '${dir}/slots'`);
   await stub('condor_off', `printf '%s\\n' "$*" >> '${markers}/condor_off'`);
   await stub('condor_reconfig', `printf '%s\\n' "$*" >> '${markers}/condor_reconfig'`);
-  for (const tool of ['iptables', 'ip6tables']) {
-    await stub(tool, `printf '%s\\n' "$*" >> '${markers}/${tool}'\n[ "$1" != -C ] || exit 1`);
-  }
+  await stub('id-as-user', 'echo 1000');
 
   const imds = await startFakeImds(imdsOptions);
   const api = await startFakeAnnexApi({ region: imds.region, credentialsFor: imds.credentialsFor });
@@ -136,6 +148,7 @@ async function makeSandbox(imdsOptions: FakeImdsOptions = {}): Promise<Sandbox> 
     dir,
     root,
     markers,
+    firewall,
     imds,
     api,
     secret,
@@ -147,9 +160,11 @@ async function makeSandbox(imdsOptions: FakeImdsOptions = {}): Promise<Sandbox> 
       ANNEX_IMDS_URL: imds.url,
       ANNEX_POWEROFF_CMD: `printf '%s\\n' "$ANNEX_POWEROFF_REASON" >> '${markers}/poweroff'`,
       ANNEX_CONDOR_START: `touch '${markers}/condor-started'`,
-      ANNEX_IPTABLES: join(bin, 'iptables'),
-      ANNEX_IP6TABLES: join(bin, 'ip6tables'),
+      ANNEX_IPTABLES: join(fakeBin, 'iptables'),
+      ANNEX_IP6TABLES: join(fakeBin, 'ip6tables'),
       ANNEX_NFT: join(bin, 'no-nft'),
+      ANNEX_DEV_FIREWALL_DIR: firewall,
+      ANNEX_ID: join(fakeBin, 'id-as-root'),
       ...extra,
     }),
     marker: async (name) => {
@@ -161,6 +176,10 @@ async function makeSandbox(imdsOptions: FakeImdsOptions = {}): Promise<Sandbox> 
       ...imds.issued.flatMap((c) => [c.secretAccessKey, c.sessionToken]),
       ...imds.tokens,
     ],
+    rules: async (tool) => {
+      const path = join(firewall, `${tool}.rules`);
+      return existsSync(path) ? (await readFile(path, 'utf8')).split('\n').filter((l) => l !== '') : [];
+    },
   };
   sandbox = box;
   return box;
@@ -340,17 +359,9 @@ describe('annex-boot', () => {
 
       expect(await box.marker('condor-started')).toBeDefined();
       expect(await box.marker('poweroff')).toBeUndefined();
-      if (isRoot) {
-        expect(await box.marker('iptables')).toContain(
-          '-A OUTPUT -d 169.254.169.254 -m owner ! --uid-owner 0 -j REJECT',
-        );
-        expect(await box.marker('ip6tables')).toContain(
-          '-A OUTPUT -d fd00:ec2::254 -m owner ! --uid-owner 0 -j REJECT',
-        );
-        expect(result.stderr).toContain('metadata service restricted to root');
-      } else {
-        expect(result.stderr).toContain('not running as root: skipping the metadata firewall');
-      }
+      expect(await box.rules('iptables')).toEqual([IMDS_RULE_V4]);
+      expect(await box.rules('ip6tables')).toEqual([IMDS_RULE_V6]);
+      expect(result.stderr).toContain('metadata service restricted to root (iptables and ip6tables');
       await expectNoSecretsIn(box, result.stdout, result.stderr);
     },
   );
@@ -360,12 +371,10 @@ describe('annex-boot', () => {
     box.imds.tags['annex:api-url'] = box.api.url;
     box.api.respond = routes({ status: 200, body: bootstrapAnswer(box) });
 
-    const result = await run('annex-boot', [], box.env({ ANNEX_FIREWALL: 'off' }));
+    const result = await run('annex-boot', [], box.env());
     expect(result.stderr).toContain('(from instance tag annex:api-url)');
-    expect(result.stderr).toContain('ANNEX_FIREWALL=off');
     expect(result.code).toBe(0);
     expect(box.api.calls.map((c) => c.verdict)).toEqual(['ok']);
-    expect(await box.marker('iptables')).toBeUndefined();
     await expectNoSecretsIn(box, result.stdout, result.stderr);
   });
 
@@ -385,7 +394,7 @@ describe('annex-boot', () => {
     });
     await writeEnvFile(box, box.api.url);
 
-    const result = await run('annex-boot', [], box.env({ ANNEX_FIREWALL: 'off' }));
+    const result = await run('annex-boot', [], box.env());
     expect(result.code).toBe(0);
     const file = join(box.root, 'etc/condor/tokens.d/annex');
     expect(await readFile(file, 'utf8')).toBe(`${token}\n`);
@@ -403,7 +412,7 @@ describe('annex-boot', () => {
     });
     await writeEnvFile(box, box.api.url);
 
-    const result = await run('annex-boot', [], box.env({ ANNEX_FIREWALL: 'off' }));
+    const result = await run('annex-boot', [], box.env());
     expect(result.code).not.toBe(0);
     expect(result.stderr).toContain('this image installs only a per-instance IDTOKEN');
     expect(await box.marker('poweroff')).toBeDefined();
@@ -427,10 +436,9 @@ describe('annex-boot', () => {
     expect(scramble(await readFile(join(box.root, 'etc/condor/passwords.d/POOL'))).toString('utf8')).toBe(
       box.secret,
     );
-    if (isRoot) {
-      // The firewall rule does not survive a reboot: it is added again.
-      expect((await box.marker('iptables'))?.match(/^-A /gm)).toHaveLength(2);
-    }
+    // The firewall rule does not survive a reboot: it is checked and put in place again, once.
+    expect(again.stderr).toContain('metadata service restricted to root');
+    expect(await box.rules('iptables')).toEqual([IMDS_RULE_V4]);
 
     // Another instance's record (an image baked from a running instance) is not reused.
     const boot = join(box.root, 'var/lib/annex/boot.json');
@@ -491,6 +499,152 @@ describe('annex-boot', () => {
   });
 });
 
+describe('annex-boot: the metadata firewall fails closed', () => {
+  /** True when the instance powered off before it read any credential or called the API. */
+  async function expectPoweredOffBeforeAnyCredential(box: Sandbox, result: RunResult, reason: string) {
+    expect(result.code).toBe(1);
+    expect(await box.marker('poweroff')).toContain('the metadata firewall cannot be installed');
+    expect(await box.marker('poweroff')).toContain(reason);
+    // Not one metadata request (no IMDSv2 token, no role credentials), not one API call.
+    expect(box.imds.requests).toEqual([]);
+    expect(box.api.calls).toEqual([]);
+    expect(existsSync(join(box.root, 'etc/condor/passwords.d/POOL'))).toBe(false);
+    expect(existsSync(join(box.root, 'etc/condor/tokens.d/annex'))).toBe(false);
+    expect(existsSync(join(box.root, 'var/lib/annex/boot.json'))).toBe(false);
+    expect(await box.marker('condor-started')).toBeUndefined();
+  }
+
+  it('inserts the rules first in OUTPUT, ahead of an ACCEPT already there, and checks them back', async () => {
+    const box = await makeSandbox();
+    box.api.respond = routes({ status: 200, body: bootstrapAnswer(box) });
+    await writeEnvFile(box, box.api.url);
+    // Another package's rule, which an appended rule would never get past.
+    await writeFile(join(box.firewall, 'iptables.rules'), '-j ACCEPT\n');
+    await writeFile(join(box.firewall, 'ip6tables.rules'), '-o lo -j ACCEPT\n');
+
+    const result = await run('annex-boot', [], box.env());
+    expect(result.code).toBe(0);
+    expect(await box.rules('iptables')).toEqual([IMDS_RULE_V4, '-j ACCEPT']);
+    expect(await box.rules('ip6tables')).toEqual([IMDS_RULE_V6, '-o lo -j ACCEPT']);
+    const log = await readFile(join(box.firewall, 'iptables.log'), 'utf8');
+    expect(log).toContain('-w 5 -I OUTPUT 1 -d 169.254.169.254 -m owner ! --uid-owner 0 -j REJECT');
+    expect(log).toContain('-w 5 -C OUTPUT -d 169.254.169.254 -m owner ! --uid-owner 0 -j REJECT');
+    expect(log).not.toMatch(/-A OUTPUT/);
+    // Before the metadata service was asked anything.
+    expect(result.stderr.indexOf('metadata service restricted to root')).toBeLessThan(
+      result.stderr.indexOf('instance i-'),
+    );
+  });
+
+  it('moves its rule back to the top when an earlier boot left it below an ACCEPT, without a copy', async () => {
+    const box = await makeSandbox();
+    box.api.respond = routes({ status: 200, body: bootstrapAnswer(box) });
+    await writeEnvFile(box, box.api.url);
+    await writeFile(join(box.firewall, 'iptables.rules'), `-j ACCEPT\n${IMDS_RULE_V4}\n`);
+    await writeFile(join(box.firewall, 'ip6tables.rules'), `${IMDS_RULE_V6}\n`);
+
+    const result = await run('annex-boot', [], box.env());
+    expect(result.code).toBe(0);
+    expect(await box.rules('iptables')).toEqual([IMDS_RULE_V4, '-j ACCEPT']);
+    expect(await box.rules('ip6tables')).toEqual([IMDS_RULE_V6]);
+  });
+
+  it('without iptables: an nftables table hooked ahead of the others, replaced atomically, checked back', async () => {
+    const box = await makeSandbox();
+    box.api.respond = routes({ status: 200, body: bootstrapAnswer(box) });
+    await writeEnvFile(box, box.api.url);
+    const env = box.env({
+      ANNEX_IPTABLES: join(box.dir, 'bin', 'absent-iptables'),
+      ANNEX_NFT: join(fakeBin, 'nft'),
+    });
+
+    const result = await run('annex-boot', [], env);
+    expect(result.code).toBe(0);
+    expect(result.stderr).toContain('metadata service restricted to root (nftables table inet annex_imds');
+    const table = await readFile(join(box.firewall, 'nft.ruleset', 'inet-annex_imds'), 'utf8');
+    expect(table).toContain('type filter hook output priority -300; policy accept;');
+    expect(table).toContain('ip daddr 169.254.169.254 meta skuid != 0 reject');
+    expect(table).toContain('ip6 daddr fd00:ec2::254 meta skuid != 0 reject');
+    expect(await readFile(join(box.firewall, 'nft.log'), 'utf8')).toBe(
+      'list chain inet annex_imds output\n-f -\nlist chain inet annex_imds output\n',
+    );
+
+    // A second run (a reboot that kept the table, or the agent) finds it in place and changes nothing.
+    const again = await run('annex-boot', [], env);
+    expect(again.code).toBe(0);
+    expect(await readFile(join(box.firewall, 'nft.log'), 'utf8')).toMatch(
+      /-f -\nlist chain inet annex_imds output\nlist chain inet annex_imds output\n$/,
+    );
+    expect(await readFile(join(box.firewall, 'nft.ruleset', 'inet-annex_imds'), 'utf8')).toBe(table);
+  });
+
+  it.each([
+    ['not root', {}, { ANNEX_ID: 'BIN/id-as-user' }, 'not running as root (uid 1000)'],
+    ['iptables fails', { iptables: 'all' }, {}, 'iptables could not put the rule for 169.254.169.254 first'],
+    ['iptables cannot write', { iptables: 'write' }, {}, 'iptables could not put the rule'],
+    ['iptables says yes and does nothing', { iptables: 'noop' }, {}, 'iptables could not put the rule'],
+    ['ip6tables fails', { ip6tables: 'all' }, {}, 'ip6tables could not put the rule for fd00:ec2::254 first'],
+    [
+      'no ip6tables and no nft',
+      {},
+      { ANNEX_IP6TABLES: 'BIN/absent-ip6tables' },
+      'ip6tables not found (and no nft)',
+    ],
+    [
+      'neither iptables nor nft',
+      {},
+      { ANNEX_IPTABLES: 'BIN/absent-iptables', ANNEX_IP6TABLES: 'BIN/absent-ip6tables' },
+      'neither iptables nor nft found',
+    ],
+    [
+      'nft fails (no iptables)',
+      { nft: 'write' },
+      { ANNEX_IPTABLES: 'BIN/absent-iptables', ANNEX_NFT: 'FAKE/nft' },
+      'nft could not install the table inet annex_imds',
+    ],
+    [
+      'nft says yes and does nothing',
+      { nft: 'noop' },
+      { ANNEX_IPTABLES: 'BIN/absent-iptables', ANNEX_NFT: 'FAKE/nft' },
+      'nft could not install the table inet annex_imds',
+    ],
+    [
+      'ANNEX_FIREWALL=off (not an opt-out)',
+      { iptables: 'all' },
+      { ANNEX_FIREWALL: 'off' },
+      'iptables could not',
+    ],
+  ] as const)('%s: powers off before reading any credential', async (_, failing, settings, reason) => {
+    const box = await makeSandbox();
+    box.api.respond = routes({ status: 200, body: bootstrapAnswer(box) });
+    await writeEnvFile(box, box.api.url);
+    for (const [tool, mode] of Object.entries(failing)) {
+      await writeFile(join(box.firewall, `${tool}.fail`), `${mode}\n`);
+    }
+    const env = Object.fromEntries(
+      Object.entries(settings).map(([k, v]) => [
+        k,
+        v.replace('BIN/', `${join(box.dir, 'bin')}/`).replace('FAKE/', `${fakeBin}/`),
+      ]),
+    );
+
+    const result = await run('annex-boot', [], box.env(env));
+    await expectPoweredOffBeforeAnyCredential(box, result, reason);
+    if ('ANNEX_FIREWALL' in settings) expect(result.stderr).toContain('ANNEX_FIREWALL=off is not honoured');
+  });
+
+  it('honours the stand-in `id` (ANNEX_ID) only against a fake metadata service, never the real one', () => {
+    const uidWith = (imdsUrl: string) =>
+      execFileSync('bash', ['-c', `. '${join(imageDir, 'annex-lib.sh')}' && effective_uid`], {
+        encoding: 'utf8',
+        env: { PATH: process.env.PATH, ANNEX_IMDS_URL: imdsUrl, ANNEX_ID: join(fakeBin, 'id-as-root') },
+      }).trim();
+    expect(uidWith('http://127.0.0.1:9')).toBe('0');
+    expect(uidWith('http://169.254.169.254')).toBe(String(process.getuid?.()));
+    expect(uidWith('http://[fd00:ec2::254]')).toBe(String(process.getuid?.()));
+  });
+});
+
 describe('annex-agent', () => {
   const agentEnv = {
     ANNEX_HEARTBEAT_INTERVAL: '1',
@@ -498,7 +652,6 @@ describe('annex-agent', () => {
     ANNEX_SPOT_POLL_SECONDS: '1',
     ANNEX_SHUTDOWN_SETTLE_SECONDS: '0',
     ANNEX_API_MAX_TIME: '2',
-    ANNEX_FIREWALL: 'off',
   };
 
   /** A sandbox whose instance has joined (the real annex-boot ran), with the given lease end. */
@@ -510,7 +663,7 @@ describe('annex-agent', () => {
     const box = await makeSandbox(imdsOptions);
     box.api.respond = routes({ status: 200, body: bootstrapAnswer(box, { expiresAt, ...answer }) });
     await writeEnvFile(box, box.api.url);
-    const boot = await run('annex-boot', [], box.env({ ANNEX_FIREWALL: 'off' }));
+    const boot = await run('annex-boot', [], box.env());
     expect(boot.code).toBe(0);
     return Object.assign(box, {
       heartbeats: () => box.api.calls.filter((c) => c.path === '/v1/instances/self/heartbeat'),
@@ -626,6 +779,64 @@ describe('annex-agent', () => {
     expect(result.stderr).not.toContain(renewed.token);
     expect(await box.marker('poweroff')).toBeUndefined();
   }, 60_000);
+
+  it('re-asserts the metadata firewall every heartbeat: a deleted rule, or one pushed down, goes back first', async () => {
+    const box = await joined(iso(Date.now() + 600_000));
+    await writeFile(join(box.dir, 'slots'), 'Unclaimed\n');
+    box.api.respond = () => ({
+      status: 200,
+      body: { expiresAt: iso(Date.now() + 600_000), action: 'continue' },
+    });
+    const waitForHeartbeats = async (count: number) => {
+      for (let i = 0; i < 200 && box.heartbeats().length < count; i++) await sleep(50);
+      expect(box.heartbeats().length).toBeGreaterThanOrEqual(count);
+    };
+
+    const agent = run('annex-agent', [], box.env({ ...agentEnv, ANNEX_AGENT_MAX_TICKS: '8' }));
+    await waitForHeartbeats(1);
+    // Someone flushes the rules and puts an ACCEPT in their place.
+    await writeFile(join(box.firewall, 'iptables.rules'), '-j ACCEPT\n');
+    await waitForHeartbeats(3);
+    // …then slips an ACCEPT in ahead of the IPv6 rule.
+    await writeFile(join(box.firewall, 'ip6tables.rules'), `-j ACCEPT\n${IMDS_RULE_V6}\n`);
+    const result = await agent;
+
+    expect(result.code).toBe(0);
+    expect(await box.rules('iptables')).toEqual([IMDS_RULE_V4, '-j ACCEPT']);
+    expect(await box.rules('ip6tables')).toEqual([IMDS_RULE_V6, '-j ACCEPT']);
+    expect(
+      result.stderr.match(/metadata firewall re-asserted: the rule was missing or no longer first/g),
+    ).toHaveLength(2);
+    expect(await box.marker('poweroff')).toBeUndefined();
+    await expectNoSecretsIn(box, result.stdout, result.stderr);
+  });
+
+  it.each([
+    ['iptables', 'all'],
+    ['iptables', 'noop'],
+    ['ip6tables', 'write'],
+  ] as const)(
+    'powers off at once, before any heartbeat, when the firewall cannot be re-asserted (%s: %s)',
+    async (tool, mode) => {
+      const box = await joined(iso(Date.now() + 600_000));
+      box.api.respond = () => ({
+        status: 200,
+        body: { expiresAt: iso(Date.now() + 600_000), action: 'continue' },
+      });
+      // The rule went missing, and the tool will not put it back.
+      await writeFile(join(box.firewall, `${tool}.rules`), '');
+      await writeFile(join(box.firewall, `${tool}.fail`), `${mode}\n`);
+
+      const result = await run('annex-agent', [], box.env({ ...agentEnv, ANNEX_AGENT_MAX_TICKS: '5' }));
+      expect(result.code).toBe(0);
+      expect(await box.marker('poweroff')).toContain(
+        `the metadata firewall cannot be re-asserted (${tool} could not put the rule`,
+      );
+      expect(box.heartbeats()).toHaveLength(0);
+      // No waiting for HTCondor: a job may be reading the role's credentials.
+      expect(await box.marker('condor_off')).toBeUndefined();
+    },
+  );
 
   it('reports booting 0/0 and the idle time when HTCondor does not answer', async () => {
     const box = await joined(iso(Date.now() + 600_000));
