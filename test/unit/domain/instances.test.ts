@@ -7,6 +7,7 @@ import {
   type LaunchDeps,
 } from '../../../shared/domain/annexes.ts';
 import { AnnexError, upstreamUnavailable } from '../../../shared/domain/errors.ts';
+import { callerOf } from '../../../shared/domain/identity.ts';
 import {
   annexCondorConfig,
   bootstrapInstance,
@@ -36,10 +37,12 @@ const SIGNING_KEY = 'pool-signing-key-456';
 const alice: Caller = { principalArn: 'arn:aws:iam::123456789012:user/alice', admin: false };
 const bob: Caller = { principalArn: 'arn:aws:iam::123456789012:user/bob', admin: false };
 const admin: Caller = { principalArn: 'arn:aws:iam::123456789012:user/admin', admin: true };
-const instance = (instanceId: string, role = ROLE): Caller => ({
-  principalArn: `arn:aws:sts::123456789012:assumed-role/${role}/${instanceId}`,
-  admin: false,
-});
+// As the HTTP layer makes it: owned by the instance role, signed by the instance's session.
+const instance = (instanceId: string, role = ROLE): Caller =>
+  callerOf(`arn:aws:sts::123456789012:assumed-role/${role}/${instanceId}`, {
+    adminArns: [],
+    sessionOwnedRoles: [],
+  });
 
 const INSTANCES: InstanceSettings = { instanceRoleName: ROLE, heartbeatIntervalSeconds: 60 };
 
