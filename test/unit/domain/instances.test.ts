@@ -315,6 +315,23 @@ describe('bootstrapInstance', () => {
     ).toBe(true);
   });
 
+  it('reads the instance from the signed session only: a caller without one is refused', async () => {
+    // Prepare: a caller whose owner identity looks like an instance session, but nothing signed
+    // (as a Slack mapping to that ARN would be), and the instance role's owner identity itself.
+    const { first } = await launched();
+    const unsigned: Caller = {
+      principalArn: `arn:aws:sts::123456789012:assumed-role/${ROLE}/${first}`,
+      admin: false,
+    };
+    const roleOwner: Caller = { principalArn: `arn:aws:iam::123456789012:role/${ROLE}`, admin: false };
+
+    // Act and Assess
+    await refusedWith(bootstrapInstance(deps, unsigned), 'Forbidden');
+    await refusedWith(bootstrapInstance(deps, roleOwner), 'Forbidden');
+    expect(instance(first).principalArn).toBe(`arn:aws:iam::123456789012:role/${ROLE}`);
+    await expect(bootstrapInstance(deps, instance(first))).resolves.toBeDefined();
+  });
+
   it('refuses an instance no annex recorded', async () => {
     await refusedWith(bootstrapInstance(deps, instance('i-0fffffffffffffff0')), 'Forbidden');
   });
