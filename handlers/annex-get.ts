@@ -1,13 +1,13 @@
 /** GET /v1/annexes/{name}: one annex with its instances and recent events. */
 import { getAnnexDetail } from '../shared/domain/annexes.ts';
 import { annexView, eventView, instanceView } from '../shared/domain/views.ts';
-import { adminArns, readDeps } from '../shared/aws/deps.ts';
+import { identityRules, readDeps } from '../shared/aws/deps.ts';
 import { route } from '../shared/http/api.ts';
 import { NamePath, OwnerQuery } from '../shared/http/params.ts';
 
 export const handler = route(
   { path: NamePath, query: OwnerQuery },
-  adminArns,
+  identityRules,
   async ({ caller, path, query }) => {
     const deps = readDeps();
     const { annex, instances, events } = await getAnnexDetail(deps, caller, { name: path.name, ...query });

@@ -2,11 +2,11 @@
 import { listAnnexes } from '../shared/domain/annexes.ts';
 import { withInstances } from '../shared/domain/cost.ts';
 import { annexView } from '../shared/domain/views.ts';
-import { adminArns, readDeps } from '../shared/aws/deps.ts';
+import { identityRules, readDeps } from '../shared/aws/deps.ts';
 import { route } from '../shared/http/api.ts';
 import { OwnerQuery } from '../shared/http/params.ts';
 
-export const handler = route({ query: OwnerQuery }, adminArns, async ({ caller, query }) => {
+export const handler = route({ query: OwnerQuery }, identityRules, async ({ caller, query }) => {
   const deps = readDeps();
   const annexes = await withInstances(deps, await listAnnexes(deps, caller, query.owner));
   const now = deps.clock.now();

@@ -1,10 +1,10 @@
 /** GET /v1/pools: the pools the caller may burst into (never a credential). */
 import { listPools } from '../shared/domain/pools.ts';
 import { poolView } from '../shared/domain/views.ts';
-import { adminArns, readDeps } from '../shared/aws/deps.ts';
+import { identityRules, readDeps } from '../shared/aws/deps.ts';
 import { route } from '../shared/http/api.ts';
 
-export const handler = route({}, adminArns, async ({ caller }) => {
+export const handler = route({}, identityRules, async ({ caller }) => {
   const pools = await listPools(readDeps(), caller);
   return { status: 200, body: { pools: pools.map(poolView) } };
 });

@@ -1,5 +1,5 @@
 /** PUT /v1/slack/users/{teamId}/{userId}: map a Slack user to a principal and its pools (admins only). */
-import { adminArns } from '../shared/aws/deps.ts';
+import { identityRules } from '../shared/aws/deps.ts';
 import { slackUsersDeps } from '../shared/aws/deps-slack-users.ts';
 import { route } from '../shared/http/api.ts';
 import { PutSlackUserBody, SlackUserPath } from '../shared/slack/schemas.ts';
@@ -7,7 +7,7 @@ import { putSlackIdentity } from '../shared/slack/service.ts';
 
 export const handler = route(
   { path: SlackUserPath, body: PutSlackUserBody },
-  adminArns,
+  identityRules,
   async ({ caller, path, body }) => ({
     status: 200,
     body: { slackUser: await putSlackIdentity(slackUsersDeps(), caller, path.teamId, path.userId, body) },

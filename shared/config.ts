@@ -4,6 +4,7 @@
  * settings only functions that launch instances read.
  */
 import * as z from 'zod/mini';
+import { adminOwnerOf, DEFAULT_SESSION_OWNED_ROLES, type IdentityRules } from './domain/identity.ts';
 import type { InstanceSettings, LaunchSettings, Settings, SweepSettings } from './domain/ports.ts';
 import type { ScheduleTarget } from './aws/schedules.ts';
 import type { SlackSettings } from './slack/ports.ts';
@@ -37,6 +38,43 @@ const SettingsSchema = z.object({
   ANNEX_MAX_DURATION_SECONDS: positiveInt(7 * 24 * 3600),
   ANNEX_MAX_INSTANCES_PER_ANNEX: positiveInt(50),
 });
+
+// Who owns what (shared/domain/identity.ts). Unset: IAM Identity Center's roles only; empty: none.
+const sessionOwnedRoles = z.pipe(
+  z.optional(z.string()),
+  z.transform((v) =>
+    v === undefined
+      ? [...DEFAULT_SESSION_OWNED_ROLES]
+      : v
+          .split(',')
+          .map((s) => s.trim())
+          .filter((s) => s.length > 0),
+  ),
+);
+const IdentitySchema = z.pipe(
+  z.object({
+    ANNEX_ADMIN_ARNS: list,
+    ANNEX_SESSION_OWNED_ROLES: z.pipe(
+      sessionOwnedRoles,
+      z.array(z.string().check(z.regex(/^[\w+=,.@-]{1,64}\*?$|^\*$/))),
+    ),
+  }),
+  z.transform((c, ctx) => {
+    const adminArns = c.ANNEX_ADMIN_ARNS.map((arn) => adminOwnerOf(arn, c.ANNEX_SESSION_OWNED_ROLES));
+    if (adminArns.some((a) => a === undefined)) {
+      // An assumed-role ARN of a role whose sessions anyone who may assume it can name, or no
+      // principal at all: matching it would either be spoofable or widen it to the whole role.
+      ctx.issues.push({
+        code: 'custom',
+        message: 'not an admin identity',
+        input: c,
+        path: ['ANNEX_ADMIN_ARNS'],
+      });
+      return z.NEVER;
+    }
+    return { adminArns: adminArns as string[], sessionOwnedRoles: c.ANNEX_SESSION_OWNED_ROLES };
+  }),
+);
 
 const LaunchSchema = z.object({
   ANNEX_INSTANCE_PROFILE_ARN: optionalText,
@@ -117,6 +155,19 @@ export const settings = (env: NodeJS.ProcessEnv = process.env): AppSettings => {
     maxInstancesPerAnnex: c.ANNEX_MAX_INSTANCES_PER_ANNEX,
   };
   if (env === process.env) cachedSettings = value;
+  return value;
+};
+
+let cachedIdentity: IdentityRules | undefined;
+
+/**
+ * How a request's signer becomes its owner and who is an admin: ANNEX_ADMIN_ARNS in owner form and
+ * ANNEX_SESSION_OWNED_ROLES (role names or `Prefix*`; unset means `AWSReservedSSO_*`, empty none).
+ */
+export const identityRules = (env: NodeJS.ProcessEnv = process.env): IdentityRules => {
+  if (cachedIdentity !== undefined && env === process.env) return cachedIdentity;
+  const value = parse(IdentitySchema, env);
+  if (env === process.env) cachedIdentity = value;
   return value;
 };
 

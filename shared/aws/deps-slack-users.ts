@@ -1,6 +1,6 @@
 /** Wiring for the Slack mapping routes: the lease table only. */
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { settings } from '../config.ts';
+import { identityRules, settings } from '../config.ts';
 import { systemClock } from '../domain/ports.ts';
 import { DynamoSlackStore } from './slack-store.ts';
 
@@ -10,4 +10,8 @@ let store: DynamoSlackStore | undefined;
 export const slackStore = (): DynamoSlackStore =>
   (store ??= new DynamoSlackStore(new DynamoDBClient({}), settings().tableName));
 
-export const slackUsersDeps = () => ({ slackStore: slackStore(), clock: systemClock });
+export const slackUsersDeps = () => ({
+  slackStore: slackStore(),
+  clock: systemClock,
+  identity: identityRules(),
+});

@@ -1,5 +1,5 @@
 /** Wiring for the Slack worker: everything create, extend and terminate need, and Slack over HTTPS. */
-import { slackSettings } from '../config.ts';
+import { identityRules, slackSettings } from '../config.ts';
 import { HttpSlackMessenger } from '../slack/client.ts';
 import type { SlackWorkerDeps } from '../slack/service.ts';
 import { launchDeps } from './deps-ec2.ts';
@@ -15,6 +15,7 @@ export const slackWorkerDeps = (): SlackWorkerDeps => {
       slackStore: slackStore(),
       messenger: new HttpSlackMessenger(slack),
       slack,
+      identity: identityRules(),
     };
   }
   return worker;

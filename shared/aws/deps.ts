@@ -25,4 +25,5 @@ export const readDeps = (): ReadDeps => {
   return read;
 };
 
-export const adminArns = (): readonly string[] => settings().adminArns;
+/** Admins and the roles owned per session, for the HTTP edge's caller (shared/http/api.ts). */
+export { identityRules } from '../config.ts';

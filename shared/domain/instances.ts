@@ -111,8 +111,12 @@ const refused = () => forbidden('only a live annex instance may call this route,
  * The instance id of a caller signing as the instance role (its role-session name, as EC2 sets it
  * for instance-profile credentials), or undefined for anyone else.
  */
-export const instanceIdOf = (principalArn: string, instanceRoleName: string): string | undefined => {
-  const match = ASSUMED_ROLE.exec(principalArn);
+export const instanceIdOf = (
+  sessionArn: string | undefined,
+  instanceRoleName: string,
+): string | undefined => {
+  if (sessionArn === undefined) return undefined;
+  const match = ASSUMED_ROLE.exec(sessionArn);
   if (match === null || match[1] !== instanceRoleName) return undefined;
   const session = match[2] ?? '';
   return INSTANCE_ID.test(session) ? session : undefined;
@@ -137,11 +141,12 @@ const locate = async (
   caller: Caller,
   route: string,
 ): Promise<Located> => {
-  const instanceId = instanceIdOf(caller.principalArn, deps.instances.instanceRoleName);
+  const instanceId = instanceIdOf(caller.sessionArn, deps.instances.instanceRoleName);
   if (instanceId === undefined) {
     deps.log.warn('instance route refused: the caller is not an annex instance', {
       route,
       principalArn: caller.principalArn,
+      ...(caller.sessionArn === undefined ? {} : { sessionArn: caller.sessionArn }),
     });
     throw refused();
   }

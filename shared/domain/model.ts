@@ -229,6 +229,16 @@ export interface Pool {
 
 /** Who is calling, as established by the HTTP layer from the request's IAM identity. */
 export interface Caller {
+  /**
+   * The OWNER identity (shared/domain/identity.ts): what every ownership check, `annex:owner` tag
+   * and name claim uses. For a role whose sessions are not owned one by one, the role ARN.
+   */
   principalArn: string;
+  /**
+   * The ARN the request was signed with, as IAM reports it (for an instance, the assumed-role ARN
+   * whose session name is its instance id). Absent when no request was signed: a Slack user acting
+   * as its mapped principal, or a script calling the domain directly.
+   */
+  sessionArn?: string;
   admin: boolean;
 }

@@ -11,6 +11,7 @@ import type {
 } from 'aws-lambda';
 import type { z } from 'zod/mini';
 import { forbidden, validationError } from '../domain/errors.ts';
+import { callerOf, type IdentityRules } from '../domain/identity.ts';
 import type { Caller } from '../domain/model.ts';
 import { logger as rootLogger, type StructuredLogger } from '../log.ts';
 import { errorResponse, json } from './errors.ts';
@@ -71,11 +72,15 @@ const parseJson = (event: Event): unknown => {
   }
 };
 
-/** Establishes who is calling from the API Gateway IAM authorizer context; no identity → 403. */
-export const callerFrom = (event: Event, adminArns: readonly string[]): Caller => {
+/**
+ * Establishes who is calling from the API Gateway IAM authorizer context: the owner identity the
+ * signer cannot choose (shared/domain/identity.ts) and the signed ARN. No identity, or a signer
+ * the owner rule refuses (a federated user, say) → 403.
+ */
+export const callerFrom = (event: Event, rules: IdentityRules): Caller => {
   const arn = event.requestContext.authorizer?.iam?.userArn;
   if (typeof arn !== 'string' || arn === '') throw forbidden('the request carries no IAM identity');
-  return { principalArn: arn, admin: adminArns.includes(arn) };
+  return callerOf(arn, rules);
 };
 
 const headerOf = (event: Event, name: string): string | undefined => {
@@ -86,12 +91,12 @@ const headerOf = (event: Event, name: string): string | undefined => {
 
 const validation = <B, P, Q>(
   schemas: Schemas<B, P, Q>,
-  adminArns: () => readonly string[],
+  identity: () => IdentityRules,
 ): MiddlewareObj<Event, Result, Error, ApiContext> => ({
   before: (request) => {
     const { event, context } = request;
     const log = rootLogger.child({ requestId: context.awsRequestId, route: event.routeKey });
-    const caller = callerFrom(event, adminArns());
+    const caller = callerFrom(event, identity());
     const key = headerOf(event, 'idempotency-key');
     if (key !== undefined && !IDEMPOTENCY_KEY.test(key)) {
       throw validationError('Idempotency-Key', 'must be 1-128 characters of A-Z a-z 0-9 _ . : -');
@@ -123,17 +128,18 @@ const errors = (): MiddlewareObj<Event, Result, Error, ApiContext> => ({
 });
 
 /**
- * Builds a Lambda handler for one route. `adminArns` is read lazily so configuration is
- * validated at the first request of a cold start, with its error mapped like any other.
+ * Builds a Lambda handler for one route. `identity` (admins, roles owned per session) is read
+ * lazily so configuration is validated at the first request of a cold start, with its error
+ * mapped like any other.
  */
 export const route = <B = undefined, P = undefined, Q = undefined>(
   schemas: Schemas<B, P, Q>,
-  adminArns: () => readonly string[],
+  identity: () => IdentityRules,
   fn: (req: ApiRequest<B, P, Q>) => Promise<ApiResponse>,
 ) =>
   middy<Event, Result, Error, ApiContext>()
     .use(errors())
-    .use(validation(schemas, adminArns))
+    .use(validation(schemas, identity))
     .handler(async (_event, context) => {
       const { status, body } = await fn(context.api as ApiRequest<B, P, Q>);
       return json(status, body);

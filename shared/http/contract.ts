@@ -339,7 +339,8 @@ export const OPERATIONS: readonly Operation[] = [
     method: 'put',
     path: '/v1/slack/users/{teamId}/{userId}',
     operationId: 'putSlackUser',
-    summary: 'Map a Slack user to the principal it acts as and the pools it may use (administrators only)',
+    summary:
+      'Map a Slack user to the owner identity it acts as (a role session maps to its role) and the pools it may use (administrators only)',
     auth: 'sigv4',
     pathParameters: SlackUserPath,
     body: json(PutSlackUserBody),

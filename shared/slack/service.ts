@@ -16,6 +16,7 @@ import {
   type LaunchDeps,
 } from '../domain/annexes.ts';
 import { AnnexError, forbidden, isAnnexError, validationError } from '../domain/errors.ts';
+import { mappedCallerOf, ownerOf, type IdentityRules } from '../domain/identity.ts';
 import { isEnded, isLive, toIso } from '../domain/lease.ts';
 import type { Annex, Caller, InstanceRecord } from '../domain/model.ts';
 import type { Clock, LeaseStore, Logger } from '../domain/ports.ts';
@@ -50,6 +51,8 @@ export interface SlackWorkerDeps extends LaunchDeps {
   slackStore: SlackStore;
   messenger: SlackMessenger;
   slack: SlackSettings;
+  /** The owner rule the mapped principal goes through, as a signed request's would. */
+  identity: IdentityRules;
 }
 
 export interface SlackNotifyDeps {
@@ -341,13 +344,11 @@ export const runSlackJob = async (deps: SlackWorkerDeps, job: SlackJob): Promise
   }
   let message: SlackMessage;
   const identity = await deps.slackStore.getIdentity(job.teamId, job.userId);
-  if (identity === undefined) {
+  // A mapping made before the owner rule (to a role session, say) acts as that rule's owner.
+  const caller = identity === undefined ? undefined : mappedCallerOf(identity.principalArn, deps.identity);
+  if (identity === undefined || caller === undefined) {
     message = ephemeral(unmappedText(job.teamId, job.userId));
   } else {
-    const caller: Caller = {
-      principalArn: identity.principalArn,
-      admin: deps.settings.adminArns.includes(identity.principalArn),
-    };
     try {
       message =
         job.work.type === 'command'
@@ -368,18 +369,21 @@ export interface PutSlackIdentityInput {
   pools: string[];
 }
 
+/** Maps a Slack user to the OWNER identity of `input.principalArn` (a role session → its role). */
 export const putSlackIdentity = async (
-  deps: { slackStore: SlackStore; clock: Clock },
+  deps: { slackStore: SlackStore; clock: Clock; identity: IdentityRules },
   caller: Caller,
   teamId: string,
   userId: string,
   input: PutSlackIdentityInput,
 ): Promise<SlackIdentity> => {
   if (!caller.admin) throw forbidden('only an administrator may map Slack users');
+  const owner = ownerOf(input.principalArn, deps.identity.sessionOwnedRoles);
+  if (!owner.ok) throw validationError('principalArn', owner.reason);
   const identity: SlackIdentity = {
     teamId,
     userId,
-    principalArn: input.principalArn,
+    principalArn: owner.owner,
     pools: [...new Set(input.pools)],
     updatedAt: toIso(deps.clock.now()),
     updatedBy: caller.principalArn,

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ConfigError, launchSettings, priceOverrides, settings } from '../../shared/config.ts';
+import { ConfigError, identityRules, launchSettings, priceOverrides, settings } from '../../shared/config.ts';
 
 const GOOD_ENV = {
   ANNEX_STAGE: 'dev-1',
@@ -129,4 +129,57 @@ describe('priceOverrides', () => {
       );
     },
   );
+});
+
+describe('identityRules', () => {
+  it('trusts only IAM Identity Center roles per session when ANNEX_SESSION_OWNED_ROLES is unset', () => {
+    // Act
+    const value = identityRules({ ANNEX_ADMIN_ARNS: 'arn:aws:iam::123456789012:user/root' });
+
+    // Assess
+    expect(value).toEqual({
+      adminArns: ['arn:aws:iam::123456789012:user/root'],
+      sessionOwnedRoles: ['AWSReservedSSO_*'],
+    });
+  });
+
+  it('reads the configured roles, none when empty, and puts admins in owner form', () => {
+    // Act
+    const listed = identityRules({
+      ANNEX_ADMIN_ARNS:
+        'arn:aws:iam::123456789012:role/ops/admin, arn:aws:sts::123456789012:assumed-role/Okta/carol',
+      ANNEX_SESSION_OWNED_ROLES: 'Okta, Idp-*',
+    });
+    const none = identityRules({ ANNEX_SESSION_OWNED_ROLES: '' });
+
+    // Assess
+    expect(listed).toEqual({
+      adminArns: [
+        'arn:aws:iam::123456789012:role/admin',
+        'arn:aws:sts::123456789012:assumed-role/Okta/carol',
+      ],
+      sessionOwnedRoles: ['Okta', 'Idp-*'],
+    });
+    expect(none.sessionOwnedRoles).toEqual([]);
+  });
+
+  it('fails naming ANNEX_ADMIN_ARNS for a session of a role anyone assuming it could name', () => {
+    // Act
+    const error = failureOf(() =>
+      identityRules({ ANNEX_ADMIN_ARNS: 'arn:aws:sts::123456789012:assumed-role/SharedRole/carol' }),
+    );
+
+    // Assess
+    expect(error).toBeInstanceOf(ConfigError);
+    expect((error as Error).message).toContain('ANNEX_ADMIN_ARNS');
+  });
+
+  it('fails naming ANNEX_SESSION_OWNED_ROLES for a value that is no role name', () => {
+    // Act
+    const error = failureOf(() => identityRules({ ANNEX_SESSION_OWNED_ROLES: 'role/Okta' }));
+
+    // Assess
+    expect(error).toBeInstanceOf(ConfigError);
+    expect((error as Error).message).toContain('ANNEX_SESSION_OWNED_ROLES');
+  });
 });

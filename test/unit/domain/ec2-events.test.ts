@@ -1,6 +1,7 @@
 import { beforeEach, describe, expect, it } from 'vitest';
 import { createAnnex, type CreateAnnexInput, type LaunchDeps } from '../../../shared/domain/annexes.ts';
 import { handleEc2Event, parseEc2Event } from '../../../shared/domain/ec2-events.ts';
+import { callerOf } from '../../../shared/domain/identity.ts';
 import { recordInterruption } from '../../../shared/domain/instances.ts';
 import type { Caller } from '../../../shared/domain/model.ts';
 import { ec2Event, type Ec2Fixture } from '../../support/ec2-events.ts';
@@ -111,7 +112,10 @@ describe('handleEc2Event', () => {
   it('shares the notice with the instance’s own report: whichever comes first is the one event', async () => {
     // Prepare
     const { annex, first } = await launched();
-    const caller = { principalArn: `arn:aws:sts::123456789012:assumed-role/${ROLE}/${first}`, admin: false };
+    const caller = callerOf(`arn:aws:sts::123456789012:assumed-role/${ROLE}/${first}`, {
+      adminArns: [],
+      sessionOwnedRoles: [],
+    });
 
     // Act
     await recordInterruption(deps, caller, { action: 'terminate', time: '2026-11-25T12:02:00Z' });

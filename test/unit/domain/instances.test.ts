@@ -7,6 +7,7 @@ import {
   type LaunchDeps,
 } from '../../../shared/domain/annexes.ts';
 import { AnnexError, upstreamUnavailable } from '../../../shared/domain/errors.ts';
+import { callerOf } from '../../../shared/domain/identity.ts';
 import {
   annexCondorConfig,
   bootstrapInstance,
@@ -36,10 +37,12 @@ const SIGNING_KEY = 'pool-signing-key-456';
 const alice: Caller = { principalArn: 'arn:aws:iam::123456789012:user/alice', admin: false };
 const bob: Caller = { principalArn: 'arn:aws:iam::123456789012:user/bob', admin: false };
 const admin: Caller = { principalArn: 'arn:aws:iam::123456789012:user/admin', admin: true };
-const instance = (instanceId: string, role = ROLE): Caller => ({
-  principalArn: `arn:aws:sts::123456789012:assumed-role/${role}/${instanceId}`,
-  admin: false,
-});
+// As the HTTP layer makes it: owned by the instance role, signed by the instance's session.
+const instance = (instanceId: string, role = ROLE): Caller =>
+  callerOf(`arn:aws:sts::123456789012:assumed-role/${role}/${instanceId}`, {
+    adminArns: [],
+    sessionOwnedRoles: [],
+  });
 
 const INSTANCES: InstanceSettings = { instanceRoleName: ROLE, heartbeatIntervalSeconds: 60 };
 
@@ -310,6 +313,23 @@ describe('bootstrapInstance', () => {
         (i) => i.bootstrappedAt === undefined,
       ),
     ).toBe(true);
+  });
+
+  it('reads the instance from the signed session only: a caller without one is refused', async () => {
+    // Prepare: a caller whose owner identity looks like an instance session, but nothing signed
+    // (as a Slack mapping to that ARN would be), and the instance role's owner identity itself.
+    const { first } = await launched();
+    const unsigned: Caller = {
+      principalArn: `arn:aws:sts::123456789012:assumed-role/${ROLE}/${first}`,
+      admin: false,
+    };
+    const roleOwner: Caller = { principalArn: `arn:aws:iam::123456789012:role/${ROLE}`, admin: false };
+
+    // Act and Assess
+    await refusedWith(bootstrapInstance(deps, unsigned), 'Forbidden');
+    await refusedWith(bootstrapInstance(deps, roleOwner), 'Forbidden');
+    expect(instance(first).principalArn).toBe(`arn:aws:iam::123456789012:role/${ROLE}`);
+    await expect(bootstrapInstance(deps, instance(first))).resolves.toBeDefined();
   });
 
   it('refuses an instance no annex recorded', async () => {

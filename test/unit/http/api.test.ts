@@ -12,7 +12,9 @@ import { CreateAnnexBody, NamePath } from '../../../shared/http/schemas.ts';
 
 const ALICE = 'arn:aws:iam::123456789012:user/alice';
 const ADMIN = 'arn:aws:iam::123456789012:role/annex-admin';
-const ADMINS = [ADMIN];
+// Admins sign as a session of the admin role; no role's sessions are owned one by one here.
+const ADMIN_SESSION = 'arn:aws:sts::123456789012:assumed-role/annex-admin/carol';
+const ADMINS = { adminArns: [ADMIN], sessionOwnedRoles: [] };
 
 const VALID_BODY = { name: 'burst', count: 2, instanceTypes: ['m5.large'] };
 
@@ -137,7 +139,7 @@ describe('route', () => {
     expect(bodyOf(result)).toEqual({ name: 'burst' });
     expect(fn).toHaveBeenCalledOnce();
     expect(fn.mock.calls[0]?.[0]).toMatchObject({
-      caller: { principalArn: ALICE, admin: false },
+      caller: { principalArn: ALICE, sessionArn: ALICE, admin: false },
       body: VALID_BODY,
       idempotencyKey: 'retry-1',
       requestId: 'lambda-request-1',
@@ -365,32 +367,50 @@ describe('route', () => {
     });
   });
 
-  it('marks the caller admin only when the ARN is in the admin list', async () => {
+  it('marks the caller admin only when its owner identity is in the admin list', async () => {
+    // Prepare
+    const fn = vi.fn(accepted);
+    const handler = createHandler(fn);
+    const notAdmin = 'arn:aws:sts::123456789012:assumed-role/annex-admin-not/carol';
+
+    // Act
+    await handler(eventFor({ userArn: ADMIN_SESSION }), context());
+    await handler(eventFor({ userArn: notAdmin }), context());
+    await handler(eventFor({ userArn: ALICE }), context());
+
+    // Assess
+    expect(fn.mock.calls.map(([req]) => req.caller)).toEqual([
+      { principalArn: ADMIN, sessionArn: ADMIN_SESSION, admin: true },
+      { principalArn: 'arn:aws:iam::123456789012:role/annex-admin-not', sessionArn: notAdmin, admin: false },
+      { principalArn: ALICE, sessionArn: ALICE, admin: false },
+    ]);
+  });
+
+  it('refuses a federated user with 403 before the function runs', async () => {
     // Prepare
     const fn = vi.fn(accepted);
     const handler = createHandler(fn);
 
     // Act
-    await handler(eventFor({ userArn: ADMIN }), context());
-    await handler(eventFor({ userArn: `${ADMIN}-not` }), context());
-    await handler(eventFor({ userArn: ALICE }), context());
+    const result = await handler(
+      eventFor({ userArn: 'arn:aws:sts::123456789012:federated-user/alice' }),
+      context(),
+    );
 
     // Assess
-    expect(fn.mock.calls.map(([req]) => req.caller)).toEqual([
-      { principalArn: ADMIN, admin: true },
-      { principalArn: `${ADMIN}-not`, admin: false },
-      { principalArn: ALICE, admin: false },
-    ]);
+    expect(result.statusCode).toBe(403);
+    expect(bodyOf(result)).toMatchObject({ error: { code: 'Forbidden' } });
+    expect(fn).not.toHaveBeenCalled();
   });
 });
 
 describe('callerFrom', () => {
   it('is never admin when the admin list is empty', () => {
     // Act
-    const caller = callerFrom(eventFor({ userArn: ADMIN }), []);
+    const caller = callerFrom(eventFor({ userArn: ADMIN_SESSION }), { adminArns: [], sessionOwnedRoles: [] });
 
     // Assess
-    expect(caller).toEqual({ principalArn: ADMIN, admin: false });
+    expect(caller).toEqual({ principalArn: ADMIN, sessionArn: ADMIN_SESSION, admin: false });
   });
 
   it('throws Forbidden without an identity', () => {

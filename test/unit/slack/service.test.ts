@@ -9,6 +9,7 @@ import {
   acceptCommand,
   notifySlack,
   NOT_THIS_TEAM,
+  putSlackIdentity,
   runSlackJob,
   WORKING,
   type SlackIngressDeps,
@@ -78,7 +79,13 @@ beforeEach(async () => {
   ({ clock, store } = domain);
   await putDefaultPool(domain.deps);
   ingress = { slackStore, jobs, clock, log: domain.log, slack: settings };
-  worker = { ...domain.deps, slackStore, messenger, slack: settings };
+  worker = {
+    ...domain.deps,
+    slackStore,
+    messenger,
+    slack: settings,
+    identity: { adminArns: domain.deps.settings.adminArns, sessionOwnedRoles: [] },
+  };
   await slackStore.putIdentity(aliceIdentity);
   slackStore.writes.length = 0;
 });
@@ -189,6 +196,25 @@ describe('the worker', () => {
     expect(slackStore.watches.get(annex?.id ?? '')).toMatchObject({ channelId: 'C0CHAN', teamId: 'T0TEAM' });
     expect(answer).toMatchObject({ response_type: 'in_channel', text: '<@U0ALICE> created annex gpu' });
     expect(JSON.stringify(answer?.blocks)).toContain('2/2 instances running');
+  });
+
+  it('acts as the owner rule’s owner: a mapping to a role session creates as the role', async () => {
+    // Prepare: a mapping stored before the owner rule, to one session of a shared role.
+    await slackStore.putIdentity({
+      ...aliceIdentity,
+      principalArn: 'arn:aws:sts::123456789012:assumed-role/SharedRole/alice',
+    });
+
+    // Act
+    const { answer } = await run('create gpu count=1 type=m5.large');
+
+    // Assess
+    const annex = await store.findAnnexByName('arn:aws:iam::123456789012:role/SharedRole', 'gpu');
+    expect(annex).toMatchObject({ owner: 'arn:aws:iam::123456789012:role/SharedRole' });
+    expect(
+      await store.findAnnexByName('arn:aws:sts::123456789012:assumed-role/SharedRole/alice', 'gpu'),
+    ).toBe(undefined);
+    expect(answer).toMatchObject({ text: '<@U0ALICE> created annex gpu' });
   });
 
   it('replays a repeated create job onto the same annex', async () => {
@@ -336,5 +362,46 @@ describe('notifySlack', () => {
 
     expect(messenger.posts).toEqual([]);
     expect(slackStore.watches.size).toBe(0);
+  });
+});
+
+describe('putSlackIdentity', () => {
+  const deps = () => ({
+    slackStore,
+    clock,
+    identity: { adminArns: [admin.principalArn], sessionOwnedRoles: ['AWSReservedSSO_*'] },
+  });
+
+  it('maps to the owner identity: a session of a shared role becomes the role', async () => {
+    // Act
+    const shared = await putSlackIdentity(deps(), admin, 'T0TEAM', 'U0BOB', {
+      principalArn: 'arn:aws:sts::123456789012:assumed-role/SharedRole/bob',
+      pools: ['default'],
+    });
+    const sso = await putSlackIdentity(deps(), admin, 'T0TEAM', 'U0CAROL', {
+      principalArn: 'arn:aws:sts::123456789012:assumed-role/AWSReservedSSO_Users_0123/carol@example.org',
+      pools: ['default'],
+    });
+
+    // Assess
+    expect(shared.principalArn).toBe('arn:aws:iam::123456789012:role/SharedRole');
+    expect((await slackStore.getIdentity('T0TEAM', 'U0BOB'))?.principalArn).toBe(
+      'arn:aws:iam::123456789012:role/SharedRole',
+    );
+    expect(sso.principalArn).toBe(
+      'arn:aws:sts::123456789012:assumed-role/AWSReservedSSO_Users_0123/carol@example.org',
+    );
+  });
+
+  it('refuses a federated user as the target, naming principalArn, and writes nothing', async () => {
+    // Act
+    const error = await putSlackIdentity(deps(), admin, 'T0TEAM', 'U0BOB', {
+      principalArn: 'arn:aws:sts::123456789012:federated-user/bob',
+      pools: ['default'],
+    }).catch((e: unknown) => e);
+
+    // Assess
+    expect(error).toMatchObject({ code: 'ValidationError', field: 'principalArn' });
+    expect(await slackStore.getIdentity('T0TEAM', 'U0BOB')).toBeUndefined();
   });
 });
