@@ -13,7 +13,9 @@
 // - CreateFleet with InstanceRequirements overrides (attribute-based type selection): moto has no
 //   instance type catalogue and answers HTTP 500. With `fleetRequirementsType`, each such override
 //   is given that instance type, as EC2 would pick one that meets the requirements.
-// - CreateFleet provenance: on AWS every instance an EC2 Fleet launches carries the
+// - Provenance: moto gives the instance profile of a RunInstances to the first instance of the
+//   reservation only; with `fleetProvenance` the shim associates it with the others too. And on
+//   AWS every instance an EC2 Fleet launches carries the
 //   `aws:ec2:fleet-id` tag and the launch template's instance profile, and DescribeFleets returns
 //   the fleet's ClientToken; moto does none of that. With `fleetProvenance`, the shim tags each
 //   instance of a CreateFleet answer and associates the template's profile (through moto's own
@@ -140,7 +142,31 @@ export async function startMotoShim(target: string, options: MotoShimOptions = {
         if (mismatch) {
           reply = Promise.resolve(idempotentParameterMismatch(clientToken ?? ''));
         } else {
-          reply = earlier?.reply ?? forward(req, body);
+          const profile = form.get('IamInstanceProfile.Arn');
+          reply =
+            earlier?.reply ??
+            (options.fleetProvenance === true && profile !== null
+              ? forward(req, body).then(async (r) => {
+                  if (r.status >= 300) return r;
+                  const ids = [
+                    ...r.body.toString('utf8').matchAll(/<instanceId>(i-[0-9a-f]+)<\/instanceId>/g),
+                  ];
+                  for (const [, id] of ids.slice(1)) {
+                    await forward(
+                      req,
+                      Buffer.from(
+                        new URLSearchParams({
+                          Action: 'AssociateIamInstanceProfile',
+                          Version: '2016-11-15',
+                          InstanceId: id ?? '',
+                          'IamInstanceProfile.Arn': profile,
+                        }).toString(),
+                      ),
+                    );
+                  }
+                  return r;
+                })
+              : forward(req, body));
         }
         if (clientToken !== undefined && earlier === undefined) {
           launches.set(clientToken, { request, reply });
