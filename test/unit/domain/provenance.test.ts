@@ -165,6 +165,28 @@ const recorded = (annexId: string) =>
 const forgedEvents = (annexId: string) =>
   store.events.filter((e) => e.annexId === annexId && e.type === 'forged-instance');
 
+describe('launch: what is recorded', () => {
+  it('records the fleet CreateFleet answered with, and each instance’s launch token', async () => {
+    // Act
+    const { annex } = await createAnnex(deps, alice, input({ market: 'spot' }));
+
+    // Assess
+    const [instance] = compute.running();
+    expect(annex.fleetIds).toEqual({ '1': instance?.fleetId });
+    expect([...store.instances.values()].map((r) => r.launchToken)).toEqual([fleetToken(annex, 1)]);
+  });
+
+  it('records a RunInstances instance with its own client token, which bootstrap accepts', async () => {
+    // Act
+    const { annex } = await createAnnex(deps, alice, input());
+
+    // Assess
+    const [record] = [...store.instances.values()];
+    expect(record?.launchToken).toBe(clientToken(annex.id, 1, 0, annex.launchSecret));
+    expect(recordIsGenuine(annex, record ?? { batch: 1 })).toBe(true);
+  });
+});
+
 describe('sweep: provenance of a stuck launch', () => {
   it('adopts the batch Annex launched and terminates a hand-started look-alike as forged', async () => {
     // Prepare
