@@ -2,7 +2,7 @@
 // SigV4-checking local gateway) and the real adapters. moto's instant fleets put all capacity on
 // the first override and never fall short, so these tests never assert the type mix, and partial
 // capacity is injected by test/support/fleet-faults.ts around a real EC2 client. moto is reached
-// through test/support/moto-shim.ts with `fleetProvenance`: a fleet's instances carry what AWS
+// through test/support/moto-shim.ts with `awsProvenance`: a fleet's instances carry what AWS
 // reports of them (the fleet id tag, the template's profile), which adopting them requires.
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -52,7 +52,7 @@ let dynamo: DynamoDBClient;
 const clients: { destroy(): void }[] = [];
 
 beforeAll(async () => {
-  shim = await startMotoShim(inject('motoEndpoint'), { fleetProvenance: true });
+  shim = await startMotoShim(inject('motoEndpoint'), { awsProvenance: true });
   stack = await integrationStack('fl', { motoEndpoint: shim.endpoint });
   alice = stack.as('alice');
   ec2 = new EC2Client(stack.clientConfig('moto'));

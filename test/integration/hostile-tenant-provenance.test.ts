@@ -4,7 +4,7 @@
 // and that annex's tags, even the guessable bare client token of its batch. The sweep adopts the
 // genuine batch and terminates the look-alike as forged; bootstrap serves the genuine instance and
 // refuses the forged one (403, no credential). moto is reached through test/support/moto-shim.ts
-// with `fleetProvenance`: moto gives fleet instances neither the `aws:ec2:fleet-id` tag nor the
+// with `awsProvenance`: moto gives fleet instances neither the `aws:ec2:fleet-id` tag nor the
 // launch template's profile, and DescribeFleets no ClientToken; the shim adds what AWS reports.
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { EC2Client, RunInstancesCommand } from '@aws-sdk/client-ec2';
@@ -43,7 +43,7 @@ let ec2: EC2Client;
 const clients: { destroy(): void }[] = [];
 
 beforeAll(async () => {
-  shim = await startMotoShim(inject('motoEndpoint'), { fleetProvenance: true });
+  shim = await startMotoShim(inject('motoEndpoint'), { awsProvenance: true });
   stack = await integrationStack('prov', { motoEndpoint: shim.endpoint });
   ec2 = new EC2Client(stack.clientConfig('moto'));
   clients.push(ec2);

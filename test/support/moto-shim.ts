@@ -14,10 +14,10 @@
 //   instance type catalogue and answers HTTP 500. With `fleetRequirementsType`, each such override
 //   is given that instance type, as EC2 would pick one that meets the requirements.
 // - Provenance: moto gives the instance profile of a RunInstances to the first instance of the
-//   reservation only; with `fleetProvenance` the shim associates it with the others too. And on
+//   reservation only; with `awsProvenance` the shim associates it with the others too. And on
 //   AWS every instance an EC2 Fleet launches carries the
 //   `aws:ec2:fleet-id` tag and the launch template's instance profile, and DescribeFleets returns
-//   the fleet's ClientToken; moto does none of that. With `fleetProvenance`, the shim tags each
+//   the fleet's ClientToken; moto does none of that. With `awsProvenance`, the shim tags each
 //   instance of a CreateFleet answer and associates the template's profile (through moto's own
 //   CreateTags and AssociateIamInstanceProfile, before it answers), and adds the ClientToken the
 //   fleet was created with to DescribeFleets answers.
@@ -52,7 +52,7 @@ export interface MotoShimOptions {
   /** The instance type EC2 "picks" for a CreateFleet override that gives InstanceRequirements. */
   fleetRequirementsType?: string;
   /** Give fleet instances and fleets what AWS reports of their provenance (see above). */
-  fleetProvenance?: boolean;
+  awsProvenance?: boolean;
 }
 
 /** A CreateFleet form with `type` set on each override that gives InstanceRequirements only. */
@@ -90,7 +90,7 @@ export async function startMotoShim(target: string, options: MotoShimOptions = {
   const launches = new Map<string, { request: string; reply: Promise<Reply> }>();
   const runInstances: RunInstancesSeen[] = [];
   let queue: Promise<unknown> = Promise.resolve();
-  /** fleetProvenance: each launch template's instance profile, and each fleet's client token. */
+  /** awsProvenance: each launch template's instance profile, and each fleet's client token. */
   const templateProfiles = new Map<string, string>();
   const fleetTokens = new Map<string, string>();
 
@@ -145,7 +145,7 @@ export async function startMotoShim(target: string, options: MotoShimOptions = {
           const profile = form.get('IamInstanceProfile.Arn');
           reply =
             earlier?.reply ??
-            (options.fleetProvenance === true && profile !== null
+            (options.awsProvenance === true && profile !== null
               ? forward(req, body).then(async (r) => {
                   if (r.status >= 300) return r;
                   const ids = [
@@ -177,12 +177,12 @@ export async function startMotoShim(target: string, options: MotoShimOptions = {
             () => launches.delete(clientToken),
           );
         }
-      } else if (options.fleetProvenance === true && form?.get('Action') === 'CreateLaunchTemplate') {
+      } else if (options.awsProvenance === true && form?.get('Action') === 'CreateLaunchTemplate') {
         const profile = form.get('LaunchTemplateData.IamInstanceProfile.Arn');
         const name = form.get('LaunchTemplateName');
         if (profile !== null && name !== null) templateProfiles.set(name, profile);
         reply = forward(req, body);
-      } else if (options.fleetProvenance === true && form?.get('Action') === 'CreateFleet') {
+      } else if (options.awsProvenance === true && form?.get('Action') === 'CreateFleet') {
         reply = forward(req, body).then(async (r) => {
           if (r.status >= 300) return r;
           const text = r.body.toString('utf8');
@@ -214,7 +214,7 @@ export async function startMotoShim(target: string, options: MotoShimOptions = {
           }
           return r;
         });
-      } else if (options.fleetProvenance === true && form?.get('Action') === 'DescribeFleets') {
+      } else if (options.awsProvenance === true && form?.get('Action') === 'DescribeFleets') {
         reply = forward(req, body).then((r) => ({
           ...r,
           body: Buffer.from(
