@@ -52,5 +52,6 @@ export const sweepDeps = (): SweepDeps => ({
   secrets: ssm(),
   schedules: schedules(),
   sweep: sweepSettings(),
+  launch: launchSettings(),
   prices: prices(),
 });

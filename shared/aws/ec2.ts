@@ -5,6 +5,7 @@
  */
 import {
   CreateTagsCommand,
+  DescribeFleetsCommand,
   DescribeInstancesCommand,
   RunInstancesCommand,
   TerminateInstancesCommand,
@@ -49,6 +50,9 @@ export const TAG = {
   expiresAt: 'annex:expires-at',
   batch: 'annex:batch',
 } as const;
+
+/** The tag EC2 puts on every instance an EC2 Fleet launches (an `aws:` tag: no caller can set it). */
+export const FLEET_ID_TAG = 'aws:ec2:fleet-id';
 
 type ErrorKind =
   | 'capacity'
@@ -136,6 +140,19 @@ const toLaunched = (i: Instance, batch: number): LaunchedInstance => {
       : { availabilityZone: i.Placement.AvailabilityZone }),
     ...(i.PrivateIpAddress === undefined ? {} : { privateIpAddress: i.PrivateIpAddress }),
     ...(i.PublicIpAddress === undefined ? {} : { publicIpAddress: i.PublicIpAddress }),
+    ...provenanceFacts(i),
+  };
+};
+
+/** What DescribeInstances (or RunInstances' answer) says about who launched the instance. */
+const provenanceFacts = (
+  i: Instance,
+): Pick<LaunchedInstance, 'clientToken' | 'instanceProfileArn' | 'fleetId'> => {
+  const fleetId = i.Tags?.find((t) => t.Key === FLEET_ID_TAG)?.Value;
+  return {
+    ...(i.ClientToken === undefined || i.ClientToken === '' ? {} : { clientToken: i.ClientToken }),
+    ...(i.IamInstanceProfile?.Arn === undefined ? {} : { instanceProfileArn: i.IamInstanceProfile.Arn }),
+    ...(fleetId === undefined ? {} : { fleetId }),
   };
 };
 
@@ -217,7 +234,7 @@ export class Ec2Compute implements Compute {
         try {
           const out = await this.ec2.send(
             new RunInstancesCommand({
-              ClientToken: clientToken(req.annexId, req.batch, attempt++),
+              ClientToken: clientToken(req.annexId, req.batch, attempt++, req.launchSecret),
               ...instanceBasics(req),
               InstanceType: instanceType as never,
               MinCount: req.count,
@@ -274,6 +291,7 @@ export class Ec2Compute implements Compute {
       return translate(e, 'the fleet launch');
     }
     const { instances, errors } = fleetOutcome(out, req.batch, new Date().toISOString());
+    const fleetId = out.FleetId;
     if (instances.length === 0) {
       // An instant fleet that launched nothing is a definite refusal: say which kind.
       const first = errors[0];
@@ -284,7 +302,12 @@ export class Ec2Compute implements Compute {
       }
       throw limitExceeded(`the fleet launched none of ${req.count} instance(s): ${codes}`);
     }
-    return { instances, attempts: [], fleetErrors: errors };
+    return {
+      instances,
+      attempts: [],
+      fleetErrors: errors,
+      ...(fleetId === undefined || fleetId === '' ? {} : { fleetId }),
+    };
   }
 
   async deleteLaunchTemplate(annexId: string): Promise<void> {
@@ -300,6 +323,17 @@ export class Ec2Compute implements Compute {
       return await describeStageTemplates(this.ec2, this.stage, TAG);
     } catch (e) {
       return translate(e, 'the launch template listing');
+    }
+  }
+
+  async fleetClientToken(fleetId: string): Promise<string | undefined> {
+    try {
+      const out = await this.ec2.send(new DescribeFleetsCommand({ FleetIds: [fleetId] }));
+      return out.Fleets?.find((f) => f.FleetId === fleetId)?.ClientToken;
+    } catch (e) {
+      // A fleet id EC2 does not know is no fleet of ours.
+      if (/^InvalidFleetId\./.test(codeOf(e))) return undefined;
+      return translate(e, 'the fleet look-up');
     }
   }
 

@@ -109,7 +109,7 @@ export const createFleetInput = (
   const { onDemand, spot } = batchSplit(spec, req.count);
   return {
     Type: 'instant',
-    ClientToken: clientToken(req.annexId, req.batch, 0),
+    ClientToken: clientToken(req.annexId, req.batch, 0, req.launchSecret),
     LaunchTemplateConfigs: [
       {
         LaunchTemplateSpecification: { LaunchTemplateName: templateName, Version: '$Latest' },

@@ -20,9 +20,11 @@ import {
   isLive,
   launchesThroughFleet,
   leaseExpiry,
+  newLaunchSecret,
   requestHash,
   toIso,
 } from './lease.ts';
+import { fleetToken, sortByProvenance, terminateForged, type ProvenanceDeps } from './provenance.ts';
 import type {
   AllocationStrategy,
   Annex,
@@ -332,6 +334,7 @@ export const createAnnex = async (
       ...(pool.trustDomain === undefined ? {} : { trustDomain: pool.trustDomain }),
     },
     ...replacementAndBudget(input),
+    launchSecret: newLaunchSecret(),
     version: 1,
   };
 
@@ -381,7 +384,11 @@ export const provision = async (deps: LaunchDeps, annex: Annex): Promise<Annex> 
   return current;
 };
 
-export const instanceRecord = (annex: Annex, i: LaunchedInstance, at: string): InstanceRecord => ({
+export const instanceRecord = (
+  annex: Annex,
+  i: LaunchedInstance & { launchToken?: string },
+  at: string,
+): InstanceRecord => ({
   instanceId: i.instanceId,
   annexId: annex.id,
   batch: i.batch,
@@ -394,6 +401,8 @@ export const instanceRecord = (annex: Annex, i: LaunchedInstance, at: string): I
   ...(i.availabilityZone === undefined ? {} : { availabilityZone: i.availabilityZone }),
   ...(i.privateIpAddress === undefined ? {} : { privateIpAddress: i.privateIpAddress }),
   ...(i.publicIpAddress === undefined ? {} : { publicIpAddress: i.publicIpAddress }),
+  ...(i.launchToken === undefined ? {} : { launchToken: i.launchToken }),
+  ...(i.fleetId === undefined ? {} : { fleetId: i.fleetId }),
 });
 
 /** The spec one batch launches with: the annex's, with the batch's types and market. */
@@ -413,7 +422,8 @@ const batchSpec = (spec: LaunchSpec, pending: PendingBatch): LaunchSpec => {
 };
 
 /**
- * Launches the pending batch, unless EC2 already has its instances (found by tag). A batch EC2
+ * Launches the pending batch, unless EC2 already has its instances (found by tag, and kept only
+ * when Annex launched them: see provenance.ts; others are terminated as forged). A batch EC2
  * filled only in part is kept (`capacityPolicy: keep`), or given up (`all-or-nothing`).
  */
 const runBatch = async (deps: LaunchDeps, annex: Annex): Promise<Annex> => {
@@ -422,7 +432,14 @@ const runBatch = async (deps: LaunchDeps, annex: Annex): Promise<Annex> => {
     return deps.store.updateAnnex(annex, { state: 'RUNNING' });
   }
   const allOrNothing = annex.spec.capacityPolicy === 'all-or-nothing';
-  let instances = await deps.compute.findBatchInstances(annex.id, pending.batch);
+  const found = await sortByProvenance(
+    deps,
+    annex,
+    await deps.compute.findBatchInstances(annex.id, pending.batch),
+  );
+  await terminateForged(deps, annex, found.forged, deps.clock.now());
+  let instances: (LaunchedInstance & { launchToken?: string })[] = found.genuine;
+  let fleetIds = found.fleetIds;
   let attempts: { instanceType: string; subnetId?: string; error: string }[] = [];
   let fleetErrors: FleetError[] = [];
   if (instances.length > 0) {
@@ -451,8 +468,19 @@ const runBatch = async (deps: LaunchDeps, annex: Annex): Promise<Annex> => {
         ...(deps.launch.instanceProfileArn === undefined
           ? {}
           : { instanceProfileArn: deps.launch.instanceProfileArn }),
+        ...(annex.launchSecret === undefined ? {} : { launchSecret: annex.launchSecret }),
       });
-      instances = result.instances;
+      // EC2's answer to Annex's own call: the fleet it names is the batch's.
+      const { fleetId } = result;
+      if (fleetId !== undefined) fleetIds = { [String(pending.batch)]: fleetId };
+      instances = result.instances.map((i) => {
+        const launchToken = fleetId === undefined ? i.clientToken : fleetToken(annex, pending.batch);
+        return {
+          ...i,
+          ...(fleetId === undefined ? {} : { fleetId }),
+          ...(launchToken === undefined ? {} : { launchToken }),
+        };
+      });
       attempts = result.attempts;
       fleetErrors = result.fleetErrors ?? [];
     } catch (e) {
@@ -488,10 +516,12 @@ const runBatch = async (deps: LaunchDeps, annex: Annex): Promise<Annex> => {
   await deps.store.putInstances(instances.map((i) => instanceRecord(annex, i, now)));
   const ids = instances.map((i) => i.instanceId);
   const short = ids.length < pending.count ? ` of ${pending.count} requested` : '';
+  const withFleets =
+    Object.keys(fleetIds).length === 0 ? {} : { fleetIds: { ...annex.fleetIds, ...fleetIds } };
   try {
     return await deps.store.updateAnnex(
       annex,
-      { state: 'RUNNING', launching: undefined },
+      { state: 'RUNNING', launching: undefined, ...withFleets },
       event(
         annex,
         deps.clock.now(),
@@ -593,19 +623,26 @@ const refuseBatch = async (deps: LaunchDeps, annex: Annex, error: AnnexError): P
 
 /**
  * Repairs an annex left in REQUESTED or LAUNCHING by a request that died: instances of the pending
- * batch that EC2 has (found by tag) are adopted; with none, the batch is given up: the annex fails
- * cleanly if it was the first batch, or returns to RUNNING without it.
+ * batch that EC2 has (found by tag) and that Annex launched (provenance.ts) are adopted, any other
+ * instance with its tags is terminated as forged; with none adopted, the batch is given up: the
+ * annex fails cleanly if it was the first batch, or returns to RUNNING without it.
  */
 export const repairStuckLaunch = async (
-  deps: TerminateDeps & { compute: Pick<Compute, 'findBatchInstances'> },
+  deps: TerminateDeps &
+    ProvenanceDeps & { compute: Pick<Compute, 'findBatchInstances' | 'fleetClientToken'> },
   annex: Annex,
 ): Promise<{ outcome: 'adopted' | 'failed' | 'abandoned'; annex: Annex }> => {
   const now = deps.clock.now();
   const pending = annex.launching;
-  const found =
+  const sorted = await sortByProvenance(
+    deps,
+    annex,
     annex.state === 'LAUNCHING' && pending !== undefined
       ? await deps.compute.findBatchInstances(annex.id, pending.batch)
-      : [];
+      : [],
+  );
+  await terminateForged(deps, annex, sorted.forged, now);
+  const found = sorted.genuine;
   // all-or-nothing: a short batch is not adopted; a later batch's instances go (the first batch's
   // go with the annex below).
   const short =
@@ -617,7 +654,13 @@ export const repairStuckLaunch = async (
     await deps.store.putInstances(found.map((i) => instanceRecord(annex, i, toIso(now))));
     const repaired = await deps.store.updateAnnex(
       annex,
-      { state: 'RUNNING', launching: undefined },
+      {
+        state: 'RUNNING',
+        launching: undefined,
+        ...(Object.keys(sorted.fleetIds).length === 0
+          ? {}
+          : { fleetIds: { ...annex.fleetIds, ...sorted.fleetIds } }),
+      },
       event(annex, now, 'launch-repaired', `batch ${pending.batch}: adopted ${found.length} instance(s)`, {
         detail: { batch: pending.batch, instanceIds: found.map((i) => i.instanceId) },
       }),

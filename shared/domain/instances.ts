@@ -4,7 +4,9 @@
  * The caller is identified by API Gateway from its SigV4 signature: an instance signs with its
  * instance-profile credentials, so its principal is `assumed-role/<instance role>/<instance id>`.
  * Nothing else is trusted: the instance id names an item of the lease table (written when the
- * instance was launched), which names the annex; and the annex must still be live.
+ * instance was launched, or adopted by the sweep only once its provenance was checked: see
+ * provenance.ts), which names the annex; the record must carry its batch's launch token; and the
+ * annex must still be live.
  *
  * Bootstrap hands out the pool credential, so it answers each instance once: the instance record
  * is marked (a conditional write) before the secret is read, and a second call is refused and
@@ -28,6 +30,7 @@ import {
   type MintedToken,
 } from './idtokens.ts';
 import { applyNotice } from './instance-notices.ts';
+import { recordIsGenuine } from './provenance.ts';
 import { toIso } from './lease.ts';
 import type { AgentState, Annex, AnnexCondor, Caller, InstanceRecord, Interruption } from './model.ts';
 import type { Clock, InstanceSettings, LeaseStore, Logger, SecretStore } from './ports.ts';
@@ -300,6 +303,11 @@ export const bootstrapInstance = async (deps: BootstrapDeps, caller: Caller): Pr
   };
   if (annex === undefined || instance === undefined) {
     return refuse('not-recorded', 'the instance is not recorded on its annex');
+  }
+  // Records are written only from launches Annex made (provenance.ts); one that does not carry
+  // its batch's client token did not come from one, and is never served.
+  if (!recordIsGenuine(annex, instance)) {
+    return refuse('not-launched-by-annex', 'the instance record does not carry a launch token of its batch');
   }
   if (!servesInstances(annex, now)) {
     return refuse('annex-not-live', `the annex is ${annex.state}, lease until ${annex.expiresAt}`);

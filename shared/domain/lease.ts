@@ -1,5 +1,5 @@
 /** Lease rules: the state machine, lease arithmetic and the identifiers derived from a lease. */
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash, createHmac, randomBytes } from 'node:crypto';
 import { conflict, limitExceeded, validationError } from './errors.ts';
 import type { Annex, AnnexState, LaunchSpec } from './model.ts';
 
@@ -104,9 +104,40 @@ export const annexIdFor = (stage: string, owner: string, idempotencyKey?: string
     ? `ax-${randomBytes(10).toString('hex')}`
     : `ax-${hex(`${stage}\n${owner}\n${idempotencyKey}`).slice(0, 20)}`;
 
-/** EC2 ClientToken for one launch attempt of one batch (≤ 64 ASCII characters). */
-export const clientToken = (annexId: string, batch: number, attempt: number): string =>
-  `${annexId}-b${batch}-a${attempt}`;
+/** A new annex's launch secret: random, kept in the lease table only, never shown or tagged. */
+export const newLaunchSecret = (): string => randomBytes(16).toString('hex');
+
+/**
+ * EC2 ClientToken for one launch attempt of one batch (≤ 64 ASCII characters). With the annex's
+ * launch secret it ends in an HMAC of the annex, batch and attempt: only Annex can compute it, so
+ * an instance (or fleet) carrying it was launched by Annex for that batch (see provenance.ts). An
+ * annex created before launch secrets existed has the bare, guessable form.
+ */
+export const clientToken = (
+  annexId: string,
+  batch: number,
+  attempt: number,
+  launchSecret?: string,
+): string => {
+  const bare = `${annexId}-b${batch}-a${attempt}`;
+  if (launchSecret === undefined) return bare;
+  const mac = createHmac('sha256', launchSecret).update(bare).digest('hex').slice(0, 24);
+  return `${bare}-${mac}`;
+};
+
+/** Whether `token` is the client token of some launch attempt of this annex's `batch`. */
+export const isBatchClientToken = (
+  annex: { id: string; launchSecret?: string },
+  batch: number,
+  token: string | undefined,
+): boolean => {
+  if (token === undefined) return false;
+  const prefix = `${annex.id}-b${batch}-a`;
+  if (!token.startsWith(prefix)) return false;
+  const attempt = /^(0|[1-9]\d{0,3})(?:-|$)/.exec(token.slice(prefix.length))?.[1];
+  if (attempt === undefined) return false;
+  return token === clientToken(annex.id, batch, Number(attempt), annex.launchSecret);
+};
 
 /** Stable hash of a request body, ignoring key order. */
 export const requestHash = (value: unknown): string => hex(stableStringify(value));

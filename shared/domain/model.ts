@@ -110,6 +110,14 @@ export interface Annex {
   maxSpend?: number;
   /** Estimated spend in USD, written when the annex ended (from its instances' rates and lifetimes). */
   spentUsd?: number;
+  /**
+   * Random, set at creation, never shown, tagged or logged: the key of the annex's EC2 client
+   * tokens (lease.ts clientToken), so only Annex can launch an instance that passes provenance.
+   * Absent on annexes created before it existed (their tokens are the bare, guessable form).
+   */
+  launchSecret?: string;
+  /** The EC2 Fleet each fleet-launched batch came from, by batch number (as CreateFleet answered). */
+  fleetIds?: Record<string, string>;
   version: number;
 }
 
@@ -149,6 +157,13 @@ export interface InstanceRecord {
   availabilityZone?: string;
   privateIpAddress?: string;
   publicIpAddress?: string;
+  /**
+   * The EC2 client token of the call that launched it (its RunInstances', or its fleet's
+   * CreateFleet's), checked against the annex before it was recorded and again at bootstrap.
+   */
+  launchToken?: string;
+  /** The EC2 Fleet that launched it (fleet launches). */
+  fleetId?: string;
   updatedAt: string;
   /** Heartbeat fields, written by the instance agent (instance-side issue). */
   lastHeartbeatAt?: string;

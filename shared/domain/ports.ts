@@ -35,6 +35,7 @@ export type AnnexChanges = Partial<
     | 'updatedAt'
     | 'replacements'
     | 'spentUsd'
+    | 'fleetIds'
   >
 >;
 
@@ -149,6 +150,8 @@ export interface LaunchRequest {
   expiresAt: string;
   spec: LaunchSpec;
   instanceProfileArn?: string;
+  /** The annex's launch secret: the key of the batch's client tokens (never sent to EC2 as such). */
+  launchSecret?: string;
 }
 
 export interface LaunchedInstance {
@@ -163,6 +166,14 @@ export interface LaunchedInstance {
   availabilityZone?: string;
   privateIpAddress?: string;
   publicIpAddress?: string;
+  /**
+   * Provenance, as EC2 reports it: the instance's own client token (RunInstances; for a fleet
+   * launch, the fleet's token as Annex sent it), the instance profile it runs with, and the fleet
+   * that launched it (the `aws:ec2:fleet-id` tag EC2 sets, which no one else can set).
+   */
+  clientToken?: string;
+  instanceProfileArn?: string;
+  fleetId?: string;
 }
 
 /** An instance as the sweep sees it in EC2: with the annex and expiry its tags claim. */
@@ -180,6 +191,8 @@ export interface LaunchResult {
    * reasons for the shortfall. Absent for RunInstances launches.
    */
   fleetErrors?: FleetError[];
+  /** The EC2 Fleet CreateFleet answered with (fleet launches). */
+  fleetId?: string;
 }
 
 export interface FleetError {
@@ -214,6 +227,8 @@ export interface Compute {
   deleteLaunchTemplate(annexId: string): Promise<void>;
   /** Every per-annex launch template of this stage (found by its `annex:stage` tag). */
   listLaunchTemplates(): Promise<AnnexLaunchTemplate[]>;
+  /** The client token an EC2 Fleet was created with; undefined when EC2 has no such fleet. */
+  fleetClientToken(fleetId: string): Promise<string | undefined>;
 }
 
 /** The one-time EventBridge Scheduler schedules that end annexes at their exact expiry. */

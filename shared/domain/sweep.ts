@@ -5,6 +5,8 @@
  *
  * - ends expired leases, and finishes terminations that stopped half-way;
  * - repairs launches stuck in REQUESTED/LAUNCHING (adopts the batch by tag, or fails cleanly);
+ * - adopts only instances Annex launched (provenance.ts): anything else carrying a live annex's
+ *   tags is forged, terminated and recorded as a `forged-instance` event, never recorded;
  * - terminates instances that never reported (boot timeout) or sat idle past the annex's idle time;
  * - terminates orphans: instances tagged with an annex id whose lease is missing or ended, older
  *   than a minute (never untagged instances, never another stage's);
@@ -22,12 +24,14 @@ import { annexCost, roundUsd } from './cost.ts';
 import type {
   Compute,
   ExpirySchedules,
+  LaunchSettings,
   PriceBook,
   SecretStore,
   SweepSettings,
   TaggedInstance,
 } from './ports.ts';
 import { cachedPriceBook, priceInstances } from './pricing.ts';
+import { sortByProvenance, terminateForged } from './provenance.ts';
 
 export interface SweepDeps extends TerminateDeps {
   compute: Pick<
@@ -39,8 +43,11 @@ export interface SweepDeps extends TerminateDeps {
     | 'findBatchInstances'
     | 'deleteLaunchTemplate'
     | 'listLaunchTemplates'
+    | 'fleetClientToken'
   >;
   secrets: Pick<SecretStore, 'deleteAnnexCredential' | 'listAnnexCredentials'>;
+  /** The stack's instance profile: every instance Annex launches runs with it (provenance). */
+  launch: Pick<LaunchSettings, 'instanceProfileArn'>;
   schedules: ExpirySchedules;
   sweep: SweepSettings;
   /** Prices instance records that have none yet (for cost views and budgets); absent: no pricing. */
@@ -53,6 +60,7 @@ export type SweepActionKind =
   | 'repair-launch'
   | 'terminate-instance'
   | 'terminate-orphan'
+  | 'terminate-forged'
   | 'record-instance-gone'
   | 'adopt-instance'
   | 'retag'
@@ -63,7 +71,7 @@ export type SweepActionKind =
 
 export interface SweepAction {
   action: SweepActionKind;
-  reason: EndReason | 'launch-stuck' | 'drift' | 'leak';
+  reason: EndReason | 'launch-stuck' | 'drift' | 'leak' | 'forged';
   annexId: string;
   instanceIds?: string[];
 }
@@ -178,7 +186,7 @@ interface InstancePlan {
   gone: string[];
   /** Recorded as pending, running in EC2: record them running. */
   started: string[];
-  /** Running under the annex's tag, never recorded (outside a pending batch): adopt them. */
+  /** Running under the annex's tag, never recorded (outside a pending batch): adopt them if Annex launched them. */
   untracked: TaggedInstance[];
   /** Tagged with an expiry other than the lease's: retag them. */
   stale: TaggedInstance[];
@@ -379,13 +387,25 @@ const checkInstances = async (
     act({ action: 'record-instance-gone', reason: 'drift', annexId: annex.id, instanceIds: gone });
   }
   if (untracked.length > 0) {
-    await deps.store.putInstances(untracked.map((i) => instanceRecord(annex, i, toIso(now))));
-    act({
-      action: 'adopt-instance',
-      reason: 'drift',
-      annexId: annex.id,
-      instanceIds: untracked.map((i) => i.instanceId),
-    });
+    const { genuine, forged } = await sortByProvenance(deps, annex, untracked);
+    if (forged.length > 0) {
+      await terminateForged(deps, annex, forged, now);
+      act({
+        action: 'terminate-forged',
+        reason: 'forged',
+        annexId: annex.id,
+        instanceIds: forged.map((f) => f.instance.instanceId),
+      });
+    }
+    if (genuine.length > 0) {
+      await deps.store.putInstances(genuine.map((i) => instanceRecord(annex, i, toIso(now))));
+      act({
+        action: 'adopt-instance',
+        reason: 'drift',
+        annexId: annex.id,
+        instanceIds: genuine.map((i) => i.instanceId),
+      });
+    }
   }
   // An extension whose retagging did not finish: the tags follow the lease.
   if (stale.length > 0) {

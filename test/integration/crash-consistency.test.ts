@@ -184,7 +184,7 @@ interface World {
 // moto is not thread-safe (concurrent SSM listing and deleting answers 500) and cases run
 // concurrently: the shim passes requests to it one at a time. It also gives RunInstances AWS's
 // ClientToken idempotency, which (d) checks was never needed.
-const shim = await startMotoShim(inject('motoEndpoint'), { oneRequestAtATime: true });
+const shim = await startMotoShim(inject('motoEndpoint'), { oneRequestAtATime: true, awsProvenance: true });
 const stack: LocalStack = await integrationStack('crash', { motoEndpoint: shim.endpoint, seedPool: false });
 const probeDynamo = new DynamoDBClient(stack.clientConfig('dynamodb'));
 const probeEc2 = new EC2Client(stack.clientConfig('moto'));

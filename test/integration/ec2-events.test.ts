@@ -20,7 +20,12 @@ import { SsmSecretStore } from '../../shared/aws/secrets.ts';
 import type { PriceBook } from '../../shared/domain/ports.ts';
 import { sweep, type SweepDeps } from '../../shared/domain/sweep.ts';
 import { ec2Event } from '../support/ec2-events.ts';
-import { integrationStack, stackEnforcer, stackSchedules } from '../support/integration-stack.ts';
+import {
+  integrationStack,
+  stackEnforcer,
+  stackLaunchSettings,
+  stackSchedules,
+} from '../support/integration-stack.ts';
 
 interface Detail {
   annex: Record<string, unknown> & { id: string; expiresAt: string; requestedCount: number };
@@ -246,6 +251,7 @@ describe('budget', () => {
       secrets: new SsmSecretStore(new SSMClient(stack.clientConfig('moto')), stack.stage),
       schedules: stackSchedules(new SchedulerClient(stack.clientConfig('moto')), stack),
       sweep: { bootGraceSeconds: 7 * 86400, orphanMinAgeSeconds: 60, stuckAfterSeconds: 600, concurrency: 4 },
+      launch: stackLaunchSettings(stack),
       prices,
     };
     const own = (r: { actions: { annexId: string; reason: string }[] }) =>

@@ -1,7 +1,9 @@
 // Spot, mixed and spot-fleet-config annexes end to end against moto: the real handlers (through the
 // SigV4-checking local gateway) and the real adapters. moto's instant fleets put all capacity on
 // the first override and never fall short, so these tests never assert the type mix, and partial
-// capacity is injected by test/support/fleet-faults.ts around a real EC2 client.
+// capacity is injected by test/support/fleet-faults.ts around a real EC2 client. moto is reached
+// through test/support/moto-shim.ts with `awsProvenance`: a fleet's instances carry what AWS
+// reports of them (the fleet id tag, the template's profile), which adopting them requires.
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { DynamoDBClient, ScanCommand } from '@aws-sdk/client-dynamodb';
@@ -18,7 +20,7 @@ import { SchedulerClient } from '@aws-sdk/client-scheduler';
 import { SSMClient } from '@aws-sdk/client-ssm';
 import type { InitializeHandlerArguments, InitializeHandlerOutput } from '@smithy/types';
 import { addInitializeMiddleware } from '../../scripts/lib/sdk-middleware.ts';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { ApiClient, LocalStack } from '../../scripts/lib/stack.ts';
 import { Ec2Compute } from '../../shared/aws/ec2.ts';
 import { DynamoLeaseStore } from '../../shared/aws/leases.ts';
@@ -34,6 +36,7 @@ import type { Clock } from '../../shared/domain/ports.ts';
 import { sweep, type SweepDeps } from '../../shared/domain/sweep.ts';
 import { annexView } from '../../shared/domain/views.ts';
 import { injectFleetShortfalls, type FleetShortfall } from '../support/fleet-faults.ts';
+import { startMotoShim, type MotoShim } from '../support/moto-shim.ts';
 import {
   annexInstances,
   integrationStack,
@@ -41,6 +44,7 @@ import {
   stackSchedules,
 } from '../support/integration-stack.ts';
 
+let shim: MotoShim;
 let stack: LocalStack;
 let alice: ApiClient;
 let ec2: EC2Client;
@@ -48,7 +52,8 @@ let dynamo: DynamoDBClient;
 const clients: { destroy(): void }[] = [];
 
 beforeAll(async () => {
-  stack = await integrationStack('fl');
+  shim = await startMotoShim(inject('motoEndpoint'), { awsProvenance: true });
+  stack = await integrationStack('fl', { motoEndpoint: shim.endpoint });
   alice = stack.as('alice');
   ec2 = new EC2Client(stack.clientConfig('moto'));
   dynamo = new DynamoDBClient(stack.clientConfig('dynamodb'));
@@ -58,6 +63,7 @@ beforeAll(async () => {
 afterAll(async () => {
   for (const c of clients) c.destroy();
   await stack?.stop();
+  await shim?.stop();
 });
 
 type AnnexBody = { annex: Record<string, unknown> & { id: string; state: string } };

@@ -4,7 +4,7 @@
  * sequences without AWS. Wire-level behaviour is covered by the integration tests instead.
  */
 import { AnnexError, conflict } from '../../shared/domain/errors.ts';
-import { isEnded } from '../../shared/domain/lease.ts';
+import { clientToken, isEnded } from '../../shared/domain/lease.ts';
 import type {
   Annex,
   AnnexEvent,
@@ -322,6 +322,8 @@ export class FakeCompute implements Compute {
   readonly fleets: LaunchRequest[] = [];
   /** The next fleet launches this many fewer instances than asked, with these errors (EC2's Errors). */
   private shortfalls: { missing: number; errors: FleetError[] }[] = [];
+  /** Every fleet's client token, by fleet id (DescribeFleets). */
+  readonly fleetTokens = new Map<string, string>();
   private counter = 0;
 
   constructor(
@@ -336,6 +338,7 @@ export class FakeCompute implements Compute {
     this.noCapacity.clear();
     this.launchTemplates.clear();
     this.fleets.length = 0;
+    this.fleetTokens.clear();
     this.shortfalls = [];
   }
 
@@ -372,7 +375,7 @@ export class FakeCompute implements Compute {
     this.faults.check('launch');
     if (req.spec.market !== 'on-demand' || req.spec.instanceTypes.length === 0) return this.launchFleet(req);
     const attempts: LaunchResult['attempts'] = [];
-    for (const instanceType of req.spec.instanceTypes) {
+    for (const [attempt, instanceType] of req.spec.instanceTypes.entries()) {
       if (this.noCapacity.has(instanceType)) {
         attempts.push({ instanceType, error: 'InsufficientInstanceCapacity' });
         continue;
@@ -383,7 +386,7 @@ export class FakeCompute implements Compute {
           this.addInstance(req, {
             instanceType,
             state: 'running',
-            clientToken: `${req.annexId}-b${req.batch}`,
+            clientToken: clientToken(req.annexId, req.batch, attempt, req.launchSecret),
           }),
         );
       }
@@ -414,6 +417,10 @@ export class FakeCompute implements Compute {
         : req.spec.market === 'mixed'
           ? Math.min(req.count, req.spec.onDemandBaseCount ?? 0)
           : 0;
+    // As EC2 does: a fleet id, remembered with the fleet's client token; its instances carry the
+    // fleet id (the aws:ec2:fleet-id tag) and a client token of EC2's own, not the fleet's.
+    const fleetId = `fleet-${(++this.counter).toString(16).padStart(8, '0')}`;
+    this.fleetTokens.set(fleetId, clientToken(req.annexId, req.batch, 0, req.launchSecret));
     const launched: FakeInstance[] = [];
     for (let n = 0; n < count; n++) {
       launched.push(
@@ -421,7 +428,8 @@ export class FakeCompute implements Compute {
           instanceType: req.spec.instanceTypes[0] ?? 'm5.large',
           market: n < onDemand ? 'on-demand' : 'spot',
           state: 'pending',
-          clientToken: `${req.annexId}-b${req.batch}-a0`,
+          clientToken: `${fleetId}-${n}`,
+          fleetId,
         }),
       );
     }
@@ -429,12 +437,13 @@ export class FakeCompute implements Compute {
       instances: this.afterLaunched(req, launched),
       attempts: [],
       fleetErrors: clone(shortfall.errors),
+      fleetId,
     };
   }
   /** Starts one instance of `req`, tagged as the adapter tags it (the request's tags, then the annex's). */
   private addInstance(
     req: LaunchRequest,
-    made: Pick<FakeInstance, 'instanceType' | 'market' | 'state' | 'clientToken'>,
+    made: Pick<FakeInstance, 'instanceType' | 'market' | 'state' | 'clientToken' | 'fleetId'>,
   ): FakeInstance {
     const instanceId = `i-${(++this.counter).toString(16).padStart(17, '0')}`;
     const inst: FakeInstance = {
@@ -445,6 +454,8 @@ export class FakeCompute implements Compute {
       batch: req.batch,
       launchedAt: this.clock.now().toISOString(),
       clientToken: made.clientToken,
+      ...(req.instanceProfileArn === undefined ? {} : { instanceProfileArn: req.instanceProfileArn }),
+      ...(made.fleetId === undefined ? {} : { fleetId: made.fleetId }),
       tags: {
         ...req.spec.tags,
         'annex:id': req.annexId,
@@ -463,7 +474,7 @@ export class FakeCompute implements Compute {
   private afterLaunched(req: LaunchRequest, launched: FakeInstance[]): LaunchedInstance[] {
     this.afterLaunch?.(req);
     this.faults.check('launch:after');
-    return launched.map(({ tags: _t, userData: _u, clientToken: _c, ...rest }) => rest);
+    return launched.map(({ tags: _t, userData: _u, ...rest }) => rest);
   }
   async deleteLaunchTemplate(annexId: string): Promise<void> {
     this.calls.push({ method: 'deleteLaunchTemplate', args: { annexId } });
@@ -480,14 +491,21 @@ export class FakeCompute implements Compute {
     this.faults.check('listStageInstances');
     return this.running()
       .filter((i) => i.tags['annex:stage'] === stage && i.tags['annex:id'] !== undefined)
-      .map(({ tags, userData: _u, clientToken: _c, ...rest }) => ({
+      .map(({ tags, userData: _u, ...rest }) => ({
         ...clone(rest),
         annexId: tags['annex:id'] ?? '',
         ...(tags['annex:expires-at'] === undefined ? {} : { expiresAtTag: tags['annex:expires-at'] }),
       }));
   }
-  /** An instance someone started by hand (or another system), with the given tags. */
-  startByHand(tags: Record<string, string>, launchedAt = this.clock.now()): string {
+  /**
+   * An instance someone started by hand (or another system), with the given tags and, in
+   * `facts`, what EC2 would report of its launch (client token, instance profile, fleet).
+   */
+  startByHand(
+    tags: Record<string, string>,
+    launchedAt = this.clock.now(),
+    facts: Partial<Pick<FakeInstance, 'clientToken' | 'instanceProfileArn' | 'fleetId'>> = {},
+  ): string {
     const instanceId = `i-${(++this.counter).toString(16).padStart(17, '0')}`;
     this.instances.set(instanceId, {
       instanceId,
@@ -496,9 +514,21 @@ export class FakeCompute implements Compute {
       batch: Number(tags['annex:batch'] ?? 0),
       launchedAt: launchedAt.toISOString(),
       clientToken: '',
+      ...facts,
       tags,
     });
     return instanceId;
+  }
+  /** A fleet someone created by hand, with this client token (what DescribeFleets would say). */
+  createFleetByHand(token: string): string {
+    const fleetId = `fleet-${(++this.counter).toString(16).padStart(8, '0')}`;
+    this.fleetTokens.set(fleetId, token);
+    return fleetId;
+  }
+  async fleetClientToken(fleetId: string): Promise<string | undefined> {
+    this.calls.push({ method: 'fleetClientToken', args: { fleetId } });
+    this.faults.check('fleetClientToken');
+    return this.fleetTokens.get(fleetId);
   }
   /** The instance powers itself off (HTCondor's shutdown, or a spot interruption). */
   selfTerminate(instanceId: string): void {

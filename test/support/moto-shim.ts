@@ -13,6 +13,14 @@
 // - CreateFleet with InstanceRequirements overrides (attribute-based type selection): moto has no
 //   instance type catalogue and answers HTTP 500. With `fleetRequirementsType`, each such override
 //   is given that instance type, as EC2 would pick one that meets the requirements.
+// - Provenance: moto gives the instance profile of a RunInstances to the first instance of the
+//   reservation only; with `awsProvenance` the shim associates it with the others too. And on
+//   AWS every instance an EC2 Fleet launches carries the
+//   `aws:ec2:fleet-id` tag and the launch template's instance profile, and DescribeFleets returns
+//   the fleet's ClientToken; moto does none of that. With `awsProvenance`, the shim tags each
+//   instance of a CreateFleet answer and associates the template's profile (through moto's own
+//   CreateTags and AssociateIamInstanceProfile, before it answers), and adds the ClientToken the
+//   fleet was created with to DescribeFleets answers.
 //
 // Everything else of every service passes through untouched.
 import { createServer, type IncomingMessage } from 'node:http';
@@ -43,6 +51,8 @@ export interface MotoShimOptions {
   oneRequestAtATime?: boolean;
   /** The instance type EC2 "picks" for a CreateFleet override that gives InstanceRequirements. */
   fleetRequirementsType?: string;
+  /** Give fleet instances and fleets what AWS reports of their provenance (see above). */
+  awsProvenance?: boolean;
 }
 
 /** A CreateFleet form with `type` set on each override that gives InstanceRequirements only. */
@@ -80,6 +90,9 @@ export async function startMotoShim(target: string, options: MotoShimOptions = {
   const launches = new Map<string, { request: string; reply: Promise<Reply> }>();
   const runInstances: RunInstancesSeen[] = [];
   let queue: Promise<unknown> = Promise.resolve();
+  /** awsProvenance: each launch template's instance profile, and each fleet's client token. */
+  const templateProfiles = new Map<string, string>();
+  const fleetTokens = new Map<string, string>();
 
   const send = async (req: IncomingMessage, body: Buffer): Promise<Reply> => {
     const headers: Record<string, string> = {};
@@ -129,7 +142,31 @@ export async function startMotoShim(target: string, options: MotoShimOptions = {
         if (mismatch) {
           reply = Promise.resolve(idempotentParameterMismatch(clientToken ?? ''));
         } else {
-          reply = earlier?.reply ?? forward(req, body);
+          const profile = form.get('IamInstanceProfile.Arn');
+          reply =
+            earlier?.reply ??
+            (options.awsProvenance === true && profile !== null
+              ? forward(req, body).then(async (r) => {
+                  if (r.status >= 300) return r;
+                  const ids = [
+                    ...r.body.toString('utf8').matchAll(/<instanceId>(i-[0-9a-f]+)<\/instanceId>/g),
+                  ];
+                  for (const [, id] of ids.slice(1)) {
+                    await forward(
+                      req,
+                      Buffer.from(
+                        new URLSearchParams({
+                          Action: 'AssociateIamInstanceProfile',
+                          Version: '2016-11-15',
+                          InstanceId: id ?? '',
+                          'IamInstanceProfile.Arn': profile,
+                        }).toString(),
+                      ),
+                    );
+                  }
+                  return r;
+                })
+              : forward(req, body));
         }
         if (clientToken !== undefined && earlier === undefined) {
           launches.set(clientToken, { request, reply });
@@ -140,6 +177,53 @@ export async function startMotoShim(target: string, options: MotoShimOptions = {
             () => launches.delete(clientToken),
           );
         }
+      } else if (options.awsProvenance === true && form?.get('Action') === 'CreateLaunchTemplate') {
+        const profile = form.get('LaunchTemplateData.IamInstanceProfile.Arn');
+        const name = form.get('LaunchTemplateName');
+        if (profile !== null && name !== null) templateProfiles.set(name, profile);
+        reply = forward(req, body);
+      } else if (options.awsProvenance === true && form?.get('Action') === 'CreateFleet') {
+        reply = forward(req, body).then(async (r) => {
+          if (r.status >= 300) return r;
+          const text = r.body.toString('utf8');
+          const fleetId = /<fleetId>([^<]+)<\/fleetId>/.exec(text)?.[1];
+          if (fleetId === undefined) return r;
+          const token = form.get('ClientToken');
+          if (token !== null) fleetTokens.set(fleetId, token);
+          const instanceIds = [...text.matchAll(/<item>(i-[0-9a-f]+)<\/item>/g)].map((m) => m[1] ?? '');
+          const template = form.get('LaunchTemplateConfigs.1.LaunchTemplateSpecification.LaunchTemplateName');
+          const profile = template === null ? undefined : templateProfiles.get(template);
+          const call = (params: Record<string, string>) =>
+            forward(req, Buffer.from(new URLSearchParams({ Version: '2016-11-15', ...params }).toString()));
+          if (instanceIds.length > 0) {
+            await call({
+              Action: 'CreateTags',
+              ...Object.fromEntries(instanceIds.map((id, n) => [`ResourceId.${n + 1}`, id])),
+              'Tag.1.Key': 'aws:ec2:fleet-id',
+              'Tag.1.Value': fleetId,
+            });
+          }
+          if (profile !== undefined) {
+            for (const id of instanceIds) {
+              await call({
+                Action: 'AssociateIamInstanceProfile',
+                InstanceId: id,
+                'IamInstanceProfile.Arn': profile,
+              });
+            }
+          }
+          return r;
+        });
+      } else if (options.awsProvenance === true && form?.get('Action') === 'DescribeFleets') {
+        reply = forward(req, body).then((r) => ({
+          ...r,
+          body: Buffer.from(
+            r.body.toString('utf8').replace(/<fleetId>([^<]+)<\/fleetId>/g, (whole, id: string) => {
+              const token = fleetTokens.get(id);
+              return token === undefined ? whole : `${whole}<clientToken>${token}</clientToken>`;
+            }),
+          ),
+        }));
       } else {
         reply = forward(req, body);
       }

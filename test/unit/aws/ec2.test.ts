@@ -1,5 +1,6 @@
 import {
   CreateTagsCommand,
+  DescribeFleetsCommand,
   DescribeInstancesCommand,
   EC2Client,
   RunInstancesCommand,
@@ -11,6 +12,7 @@ import 'aws-sdk-client-mock-vitest/extend';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { Ec2Compute, TAG, classifyEc2Error } from '../../../shared/aws/ec2.ts';
 import { AnnexError } from '../../../shared/domain/errors.ts';
+import { clientToken } from '../../../shared/domain/lease.ts';
 import type { LaunchRequest } from '../../../shared/domain/ports.ts';
 import { useMockedRegion, MOCKED_CLIENT_CONFIG, ec2Error } from '../../support/aws-mocks.ts';
 
@@ -500,6 +502,76 @@ describe('Ec2Compute', () => {
 
       // Assess
       await expect(failure).rejects.toMatchObject({ code: 'UpstreamUnavailable' });
+    });
+  });
+
+  describe('provenance', () => {
+    const SECRET = '00112233445566778899aabbccddeeff';
+
+    it('launches with the batch’s client token keyed by the annex’s launch secret', async () => {
+      // Prepare
+      ec2Mock.on(RunInstancesCommand).resolves({ Instances: [] });
+
+      // Act
+      await compute.launch(request({ launchSecret: SECRET }));
+
+      // Assess
+      expect(runInputs()[0]?.ClientToken).toBe(clientToken('ax-0123456789abcdef0123', 2, 0, SECRET));
+      expect(runInputs()[0]?.ClientToken).not.toBe('ax-0123456789abcdef0123-b2-a0');
+    });
+
+    it('reports each instance’s client token, instance profile and fleet id tag', async () => {
+      // Prepare
+      ec2Mock.on(DescribeInstancesCommand).resolves({
+        Reservations: [
+          {
+            Instances: [
+              {
+                InstanceId: 'i-0aaaaaaaaaaaaaaa1',
+                ClientToken: 'tok-1',
+                IamInstanceProfile: { Arn: 'arn:aws:iam::123456789012:instance-profile/annex-test' },
+                Tags: [
+                  { Key: TAG.batch, Value: '1' },
+                  { Key: 'aws:ec2:fleet-id', Value: 'fleet-1' },
+                ],
+              },
+              { InstanceId: 'i-0aaaaaaaaaaaaaaa2', ClientToken: '' },
+            ],
+          },
+        ],
+      });
+
+      // Act
+      const [fleet, bare] = await compute.findBatchInstances('ax-1', 1);
+
+      // Assess
+      expect(fleet).toMatchObject({
+        clientToken: 'tok-1',
+        instanceProfileArn: 'arn:aws:iam::123456789012:instance-profile/annex-test',
+        fleetId: 'fleet-1',
+      });
+      expect(bare).not.toHaveProperty('clientToken');
+      expect(bare).not.toHaveProperty('instanceProfileArn');
+      expect(bare).not.toHaveProperty('fleetId');
+    });
+
+    it('reads a fleet’s client token from DescribeFleets, and none for a fleet EC2 does not know', async () => {
+      // Prepare
+      ec2Mock
+        .on(DescribeFleetsCommand, { FleetIds: ['fleet-1'] })
+        .resolves({ Fleets: [{ FleetId: 'fleet-1', ClientToken: 'tok-f' }] })
+        .on(DescribeFleetsCommand, { FleetIds: ['fleet-2'] })
+        .rejects(ec2Error('InvalidFleetId.NotFound'));
+
+      // Act
+      const [known, unknown] = [
+        await compute.fleetClientToken('fleet-1'),
+        await compute.fleetClientToken('fleet-2'),
+      ];
+
+      // Assess
+      expect(known).toBe('tok-f');
+      expect(unknown).toBeUndefined();
     });
   });
 });
