@@ -1,14 +1,17 @@
 /** Pool registration: where an annex's instances report, and the credential they join with. */
 import { forbidden } from './errors.ts';
+import { resolvePolicy, type LaunchPolicyInput } from './launch-policy.ts';
 import { principalLabel, toIso } from './lease.ts';
 import type { Caller, CredentialType, Pool, PoolScope } from './model.ts';
-import type { Clock, LeaseStore, SecretStore, Settings } from './ports.ts';
+import type { Clock, LaunchSettings, LeaseStore, SecretStore, Settings } from './ports.ts';
 
 export interface PoolDeps {
   store: LeaseStore;
   secrets: Pick<SecretStore, 'putPoolCredential'>;
   clock: Clock;
   settings: Settings;
+  /** The stack's default image, subnets and security groups: a policy's defaults and bounds. */
+  launch: LaunchSettings;
 }
 
 export interface PutPoolInput {
@@ -20,6 +23,8 @@ export interface PutPoolInput {
   condorUser?: string;
   /** The pool's TRUST_DOMAIN, when it is not the collector host (IDTOKENS). */
   trustDomain?: string;
+  /** What its annexes may launch; anything left out takes the scope's default (launch-policy.ts). */
+  policy?: LaunchPolicyInput;
 }
 
 export const poolCredentialParameter = (
@@ -45,6 +50,8 @@ export const putPool = async (
   const scope = input.scope ?? (caller.admin ? 'shared' : 'private');
   if (scope === 'shared' && !caller.admin)
     throw forbidden('only an administrator may register a shared pool');
+  // Checked before the credential is written: a refused registration changes nothing.
+  const policy = resolvePolicy(caller, scope, input.policy, deps.launch, deps.settings);
   const now = toIso(deps.clock.now());
   const existing = await deps.store.getPool(name, caller.principalArn);
   const credentialParameter = poolCredentialParameter(deps.settings.stage, scope, caller.principalArn, name);
@@ -62,6 +69,7 @@ export const putPool = async (
     credentialParameter,
     ...(input.condorUser === undefined ? {} : { condorUser: input.condorUser }),
     ...(input.trustDomain === undefined ? {} : { trustDomain: input.trustDomain }),
+    policy,
     createdAt: existing?.scope === scope ? existing.createdAt : now,
     updatedAt: now,
   };
