@@ -1,8 +1,8 @@
 /** Pool registration: where an annex's instances report, and the credential they join with. */
 import { forbidden } from './errors.ts';
-import { resolvePolicy, type LaunchPolicyInput } from './launch-policy.ts';
+import { policyOf, resolvePolicy, type LaunchPolicyInput } from './launch-policy.ts';
 import { principalLabel, toIso } from './lease.ts';
-import type { Caller, CredentialType, Pool, PoolScope } from './model.ts';
+import type { Caller, CredentialType, LaunchPolicy, Pool, PoolScope } from './model.ts';
 import type { Clock, LaunchSettings, LeaseStore, SecretStore, Settings } from './ports.ts';
 
 export interface PoolDeps {
@@ -46,7 +46,7 @@ export const putPool = async (
   caller: Caller,
   name: string,
   input: PutPoolInput,
-): Promise<Pool> => {
+): Promise<Pool & { policy: LaunchPolicy }> => {
   const scope = input.scope ?? (caller.admin ? 'shared' : 'private');
   if (scope === 'shared' && !caller.admin)
     throw forbidden('only an administrator may register a shared pool');
@@ -59,7 +59,7 @@ export const putPool = async (
     'annex:stage': deps.settings.stage,
     'annex:pool': name,
   });
-  const pool: Pool = {
+  const pool: Pool & { policy: LaunchPolicy } = {
     name,
     scope,
     owner: caller.principalArn,
@@ -77,6 +77,15 @@ export const putPool = async (
   return pool;
 };
 
-/** The pools a caller may burst into: their own private pools and every shared pool. */
-export const listPools = (deps: Pick<PoolDeps, 'store'>, caller: Caller): Promise<Pool[]> =>
-  deps.store.listPools(caller.principalArn);
+/**
+ * The pools a caller may burst into: their own private pools and every shared pool, each with the
+ * launch policy it enforces (its scope's defaults for a pool registered before pools had one).
+ */
+export const listPools = async (
+  deps: Pick<PoolDeps, 'store' | 'launch' | 'settings'>,
+  caller: Caller,
+): Promise<(Pool & { policy: LaunchPolicy })[]> =>
+  (await deps.store.listPools(caller.principalArn)).map((p) => ({
+    ...p,
+    policy: policyOf(p, deps.launch, deps.settings),
+  }));
