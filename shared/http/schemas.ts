@@ -253,7 +253,7 @@ export const LaunchPolicyBody = z.strictObject({
     z.strictObject({
       maxInstances: z.optional(limit(100_000)),
       maxVCpus: z.optional(limit(1_000_000)),
-      maxMonthlySpendUsd: z.optional(limit(10_000_000)),
+      maxMonthlySpendUsd: z.optional(z.nullable(z.number().check(z.gte(0), z.lte(10_000_000)))),
     }),
   ),
 });
