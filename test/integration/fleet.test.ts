@@ -39,6 +39,7 @@ import {
   integrationStack,
   stackLaunchSettings,
   stackSchedules,
+  allowOnDefaultPool,
 } from '../support/integration-stack.ts';
 
 let stack: LocalStack;
@@ -49,6 +50,8 @@ const clients: { destroy(): void }[] = [];
 
 beforeAll(async () => {
   stack = await integrationStack('fl');
+  // The spot suite passes its own user data: the default pool's admin allows it here.
+  await allowOnDefaultPool(stack, { allowUserData: true });
   alice = stack.as('alice');
   ec2 = new EC2Client(stack.clientConfig('moto'));
   dynamo = new DynamoDBClient(stack.clientConfig('dynamodb'));
