@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { AnnexError } from '../../../shared/domain/errors.ts';
+import type { AnnexError } from '../../../shared/domain/errors.ts';
 import { instanceSize } from '../../../shared/domain/instance-sizes.ts';
 import { defaultPolicy } from '../../../shared/domain/launch-policy.ts';
 import type { LaunchPolicy } from '../../../shared/domain/model.ts';
