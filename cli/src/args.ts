@@ -279,16 +279,25 @@ export const COMMANDS: CommandSpec[] = [
     name: 'pools set',
     args: [{ name: 'POOL', required: true }],
     summary: 'register a pool: its collector and the credential instances join with',
-    synopsis: 'pools set POOL --collector HOST[:PORT] (--password-file FILE | --token-key-file FILE)',
+    synopsis:
+      'pools set POOL --collector HOST[:PORT] (--password-file FILE | --token-key-file FILE) [--policy-file FILE]',
     brief: 'pools set POOL --collector HOST',
     description:
       'The credential is read from FILE (- for stdin), never from the command line, and is stored as an\n' +
-      'SSM SecureString; the API never returns it. Administrators register shared pools, users private ones.',
+      'SSM SecureString; the API never returns it. Administrators register shared pools, users private ones.\n' +
+      "The launch policy (--policy-file, JSON) says what the pool's annexes may launch: allowedImageIds,\n" +
+      'allowedSubnetIds, allowedSecurityGroupIds, allowedInstanceTypes (g5.*), maxVCpusPerInstance,\n' +
+      'maxGpusPerInstance, maxLeaseSeconds, maxLifetimeSeconds, allowUserImage, allowUserData,\n' +
+      'allowKeyPair, requireMaxSpend and a per-user quota {maxInstances, maxVCpus, maxMonthlySpendUsd}\n' +
+      "(null: no limit). Left out: the stack's image, subnets and security groups only; on a shared pool\n" +
+      "no image, user data or key pair of the user's own (a private pool allows them); 100 instances,\n" +
+      "800 vCPUs and $5000 a month per user; the stack's longest lease, 30 days of life.",
     remote: true,
     options: {
       collector: { type: 'string', value: 'HOST[:PORT]', help: 'the collector (port 9618 unless given)' },
       'password-file': { type: 'string', value: 'FILE', help: 'the pool password' },
       'token-key-file': { type: 'string', value: 'FILE', help: 'the IDTOKENS signing key' },
+      'policy-file': { type: 'string', value: 'FILE', help: 'the launch policy, as JSON (see below)' },
       scope: {
         type: 'string',
         value: 'shared|private',

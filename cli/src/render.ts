@@ -212,16 +212,37 @@ export const renderStatus = (
   ].join('\n');
 };
 
+/** What a pool's users may give of their own: image, user data, key pair (or nothing). */
+const bringable = (policy: Pool['policy']): string => {
+  const own = [
+    policy.allowUserImage ? 'image' : undefined,
+    policy.allowUserData ? 'user data' : undefined,
+    policy.allowKeyPair ? 'key pair' : undefined,
+  ].filter((x) => x !== undefined);
+  return own.length === 0 ? 'nothing' : own.join(', ');
+};
+
+const quotaText = (quota: Pool['policy']['quota']): string =>
+  [
+    quota.maxInstances === undefined ? undefined : `${quota.maxInstances} inst`,
+    quota.maxVCpus === undefined ? undefined : `${quota.maxVCpus} vCPU`,
+    quota.maxMonthlySpendUsd === undefined ? undefined : `$${quota.maxMonthlySpendUsd}/mo`,
+  ]
+    .filter((x) => x !== undefined)
+    .join(', ') || 'none';
+
 export const renderPools = (pools: Pool[], now: Date, paint: Paint, maxWidth?: number): string =>
   pools.length === 0
     ? 'No pools.'
     : table(
-        ['POOL', 'SCOPE', 'COLLECTOR', 'CREDENTIAL', 'UPDATED'],
+        ['POOL', 'SCOPE', 'COLLECTOR', 'CREDENTIAL', 'USERS MAY BRING', 'QUOTA PER USER', 'UPDATED'],
         pools.map((p) => [
           p.name,
           p.scope,
           `${p.collectorHost}:${p.collectorPort}`,
           p.credentialType,
+          bringable(p.policy),
+          quotaText(p.policy.quota),
           relativeTo(new Date(p.updatedAt), now),
         ]),
         paint,

@@ -201,7 +201,13 @@ export async function registerPool(stack: LocalStack, deps: LaunchDeps): Promise
   const admin = stack.users.find((u) => u.admin === true);
   if (admin === undefined) throw new Error('the local stack has no admin user');
   await putPool(
-    { store: deps.store, secrets: deps.secrets, clock: deps.clock, settings: deps.settings },
+    {
+      store: deps.store,
+      secrets: deps.secrets,
+      clock: deps.clock,
+      settings: deps.settings,
+      launch: deps.launch,
+    },
     { principalArn: admin.principalArn, admin: true },
     'default',
     {

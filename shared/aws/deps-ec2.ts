@@ -35,9 +35,16 @@ export const launchDeps = (): LaunchDeps => ({
   secrets: ssm(),
   schedules: schedules(),
   launch: launchSettings(),
+  prices: prices(),
 });
 
-export const extendDeps = (): ExtendDeps => ({ ...readDeps(), compute: ec2(), schedules: schedules() });
+export const extendDeps = (): ExtendDeps => ({
+  ...readDeps(),
+  compute: ec2(),
+  schedules: schedules(),
+  launch: launchSettings(),
+  prices: prices(),
+});
 
 export const terminateDeps = (): TerminateDeps => ({
   ...readDeps(),

@@ -38,6 +38,8 @@ export const keys = {
     SK: `ADD#${idempotencyKey}`,
   }),
   nameClaim: (owner: string, name: string): Key => ({ PK: ownerPk(owner), SK: `NAME#${name}` }),
+  /** One owner's quota usage in one pool (see shared/domain/quota.ts). */
+  usage: (owner: string, pool: string): Key => ({ PK: `USAGE#${owner}`, SK: `POOL#${pool}` }),
   pool: (name: string, scope: PoolScope, owner: string): Key => ({
     PK: `POOL#${name}`,
     SK: scope === 'shared' ? 'SHARED' : ownerPk(owner),

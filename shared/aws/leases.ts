@@ -29,6 +29,7 @@ import type {
   InstanceNotice,
   InstanceState,
   Pool,
+  PoolUsage,
   PriceSource,
 } from '../domain/model.ts';
 import { stateEventKey } from '../domain/instance-notices.ts';
@@ -111,7 +112,11 @@ export class DynamoLeaseStore implements LeaseStore {
 
   // ----- annexes -----------------------------------------------------------------------------
 
-  async createAnnex(annex: Annex, event: AnnexEvent): Promise<'created' | 'exists' | 'name-taken'> {
+  async createAnnex(
+    annex: Annex,
+    event: AnnexEvent,
+    usage?: PoolUsage,
+  ): Promise<'created' | 'exists' | 'name-taken' | 'usage-changed'> {
     try {
       await this.send(
         new TransactWriteCommand({
@@ -130,6 +135,7 @@ export class DynamoLeaseStore implements LeaseStore {
                 ConditionExpression: 'attribute_not_exists(PK)',
               },
             },
+            ...(usage === undefined ? [] : [this.usagePut(usage, event.at)]),
             this.eventPut(event),
           ],
         }),
@@ -140,6 +146,13 @@ export class DynamoLeaseStore implements LeaseStore {
       const reasons = cancelledAt(e);
       if (reasons[0] === 'ConditionalCheckFailed') return 'exists';
       if (reasons[1] === 'ConditionalCheckFailed') return 'name-taken';
+      // The usage record moved on (or another admission is writing it): re-read it and re-check.
+      if (
+        usage !== undefined &&
+        (reasons[2] === 'ConditionalCheckFailed' || reasons.includes('TransactionConflict'))
+      ) {
+        return 'usage-changed';
+      }
       if (reasons.includes('TransactionConflict')) {
         throw conflict(`annex ${annex.name} is being created by another request; retry`);
       }
@@ -212,8 +225,13 @@ export class DynamoLeaseStore implements LeaseStore {
     return shards.flat();
   }
 
-  async updateAnnex(annex: Annex, changes: AnnexChanges, event?: AnnexEvent): Promise<Annex> {
-    return this.transactUpdate(annex, changes, [], event, 'updateAnnex');
+  async updateAnnex(
+    annex: Annex,
+    changes: AnnexChanges,
+    event?: AnnexEvent,
+    usage?: PoolUsage,
+  ): Promise<Annex> {
+    return this.transactUpdate(annex, changes, [], event, 'updateAnnex', usage);
   }
 
   async startBatch(
@@ -221,6 +239,7 @@ export class DynamoLeaseStore implements LeaseStore {
     changes: AnnexChanges,
     claim: AddNodesClaim,
     event: AnnexEvent,
+    usage?: PoolUsage,
   ): Promise<Annex> {
     const expiresAtEpoch = Math.floor(Date.parse(event.at) / 1000) + CLAIM_TTL_SECONDS;
     return this.transactUpdate(
@@ -242,7 +261,34 @@ export class DynamoLeaseStore implements LeaseStore {
       ],
       event,
       'startBatch',
+      usage,
     );
+  }
+
+  // ----- quota usage -------------------------------------------------------------------------
+
+  async getUsage(owner: string, pool: string): Promise<PoolUsage> {
+    const found = await this.get<PoolUsage>(keys.usage(owner, pool), 'getUsage');
+    return found ?? { owner, pool, annexes: {}, spendByMonth: {}, version: 0 };
+  }
+
+  async releaseUsage(owner: string, pool: string, annexId: string): Promise<void> {
+    try {
+      await this.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: keys.usage(owner, pool),
+          // Bumping the version makes an admission that read the record before this fail and re-read.
+          UpdateExpression: 'REMOVE annexes.#annex SET #version = #version + :one',
+          ConditionExpression: 'attribute_exists(annexes.#annex)',
+          ExpressionAttributeNames: { '#annex': annexId, '#version': 'version' },
+          ExpressionAttributeValues: { ':one': 1 },
+        }),
+        'releaseUsage',
+      );
+    } catch (e) {
+      if (errorName(e) !== 'ConditionalCheckFailedException') throw e;
+    }
   }
 
   async getAddNodesClaim(annexId: string, key: string): Promise<AddNodesClaim | undefined> {
@@ -537,6 +583,34 @@ export class DynamoLeaseStore implements LeaseStore {
     };
   }
 
+  /** Writes the usage record whole, only over the version it was computed from. */
+  private usagePut(usage: PoolUsage, at: string): TransactItem {
+    const latest = Math.max(
+      Date.parse(at),
+      ...Object.values(usage.annexes).map((e) => Date.parse(e.expiresAt)),
+    );
+    return {
+      Put: {
+        TableName: this.tableName,
+        Item: {
+          ...keys.usage(usage.owner, usage.pool),
+          entity: 'usage',
+          ...usage,
+          version: usage.version + 1,
+          // Kept while it counts anything: its live entries, and this month's and last month's spend.
+          ttl: Math.floor(latest / 1000) + 62 * 24 * 3600,
+        },
+        ConditionExpression: usage.version === 0 ? 'attribute_not_exists(PK)' : '#version = :expected',
+        ...(usage.version === 0
+          ? {}
+          : {
+              ExpressionAttributeNames: { '#version': 'version' },
+              ExpressionAttributeValues: { ':expected': usage.version },
+            }),
+      },
+    };
+  }
+
   private eventPut(event: AnnexEvent): TransactItem {
     return {
       Put: {
@@ -557,6 +631,7 @@ export class DynamoLeaseStore implements LeaseStore {
     extra: TransactItem[],
     event: AnnexEvent | undefined,
     what: string,
+    usage?: PoolUsage,
   ): Promise<Annex> {
     const next: Annex = { ...annex, ...changes, version: annex.version + 1 };
     if (next.updatedAt === annex.updatedAt) next.updatedAt = event?.at ?? new Date().toISOString();
@@ -594,6 +669,8 @@ export class DynamoLeaseStore implements LeaseStore {
       },
     };
     const items: TransactItem[] = [update, ...extra];
+    const usageAt = items.length;
+    if (usage !== undefined) items.push(this.usagePut(usage, next.updatedAt));
     if (ending) {
       // Ending frees the name, but only this annex's own claim.
       items.push({
@@ -615,6 +692,9 @@ export class DynamoLeaseStore implements LeaseStore {
       }
       if (reasons[1] === 'ConditionalCheckFailed' && extra.length > 0) {
         throw conflict('this Idempotency-Key is already being used for another batch');
+      }
+      if (usage !== undefined && reasons[usageAt] === 'ConditionalCheckFailed') {
+        throw conflict(`the quota usage of pool ${usage.pool} changed; retry`);
       }
       if (reasons.includes('TransactionConflict')) {
         throw conflict(`annex ${annex.name} is being changed by another request; retry`);

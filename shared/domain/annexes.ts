@@ -34,11 +34,16 @@ import type {
   EndReason,
   InstanceRecord,
   InstanceRequirements,
+  LaunchPolicy,
   LaunchSpec,
   Market,
   PendingBatch,
+  Pool,
+  PoolUsage,
 } from './model.ts';
 import { translateSpotFleetConfig } from './spot-fleet-config.ts';
+import { checkCreate, checkHardware, checkLease, policyOf } from './launch-policy.ts';
+import { admit, instanceDemand, spendFor, type InstanceDemand } from './quota.ts';
 import { annexCost } from './cost.ts';
 import { DEFAULT_MAX_REPLACEMENTS } from './replacement.ts';
 import type {
@@ -51,6 +56,7 @@ import type {
   LaunchSettings,
   LeaseStore,
   Logger,
+  PriceBook,
   SecretStore,
   Settings,
 } from './ports.ts';
@@ -65,6 +71,10 @@ export interface ReadDeps {
 export interface ExtendDeps extends ReadDeps {
   compute: Pick<Compute, 'retag'>;
   schedules: ExpirySchedules;
+  /** The stack's defaults, for the policy of a pool registered before pools had one. */
+  launch: LaunchSettings;
+  /** Prices for the spend quota (its on-demand table); absent: estimated per vCPU (see quota.ts). */
+  prices?: PriceBook;
 }
 
 export interface TerminateDeps extends ReadDeps {
@@ -78,6 +88,8 @@ export interface LaunchDeps extends ReadDeps {
   secrets: SecretStore;
   schedules: ExpirySchedules;
   launch: LaunchSettings;
+  /** Prices for the spend quota (its on-demand table); absent: estimated per vCPU (see quota.ts). */
+  prices?: PriceBook;
 }
 
 export interface CreateAnnexInput {
@@ -198,6 +210,79 @@ const describeBatch = (count: number, spec: Pick<LaunchSpec, 'instanceTypes' | '
     spec.market === 'on-demand' ? '' : ` (${spec.market})`
   }`;
 
+/** How often an admission re-reads the usage record after losing a race for it, before giving up. */
+const ADMISSION_ATTEMPTS = 12;
+
+/**
+ * Runs an admission (read the usage record, check the quota, write it with the request) until it
+ * is not undone by a concurrent one (`attempt` answers undefined), with a short random pause
+ * between attempts so concurrent requests of one user spread out. A quota refusal ends it.
+ */
+const admitted = async <T>(
+  deps: Pick<ReadDeps, 'log'>,
+  attempt: () => Promise<T | undefined>,
+): Promise<T> => {
+  for (let i = 0; ; i++) {
+    const result = await attempt();
+    if (result !== undefined) return result;
+    if (i + 1 >= ADMISSION_ATTEMPTS) {
+      throw conflict('too many concurrent requests for this pool; retry');
+    }
+    deps.log.info('quota usage changed under an admission; re-checking', { attempt: i + 1 });
+    await new Promise((resolve) => setTimeout(resolve, Math.random() * 20 * (i + 1)));
+  }
+};
+
+/**
+ * An update of `annex` that also writes the owner's usage record (`usage`, computed from the
+ * record as read): retried with a fresh record when only the usage record moved on, so a lost
+ * race for the quota is re-checked, not reported; the annex itself changing is the caller's Conflict.
+ */
+const admittedUpdate = (
+  deps: Pick<ReadDeps, 'log' | 'store'>,
+  annex: Annex,
+  usage: (record: PoolUsage) => PoolUsage,
+  write: (usage: PoolUsage) => Promise<Annex>,
+): Promise<Annex> =>
+  admitted(deps, async () => {
+    const record = await deps.store.getUsage(annex.owner, annex.pool);
+    try {
+      return await write(usage(record));
+    } catch (e) {
+      if (!isAnnexError(e, 'Conflict')) throw e;
+      // Only a usage record that moved on is retried; anything else is the caller's Conflict.
+      const [latest, again] = await Promise.all([
+        deps.store.getAnnex(annex.id),
+        deps.store.getUsage(annex.owner, annex.pool),
+      ]);
+      if (latest?.version !== annex.version || again.version === record.version) throw e;
+      return undefined;
+    }
+  });
+
+/** The pool an annex belongs to and its policy; undefined for a pool no longer registered. */
+const poolPolicy = async (
+  deps: ReadDeps & { launch: LaunchSettings },
+  annex: Annex,
+): Promise<{ pool: Pool; policy: LaunchPolicy } | undefined> => {
+  const pool = await deps.store.getPool(annex.pool, annex.owner);
+  return pool === undefined ? undefined : { pool, policy: policyOf(pool, deps.launch, deps.settings) };
+};
+
+/** What one instance of an existing annex counts for (nothing, for one the quota cannot count). */
+const existingDemand = (
+  found: { pool: Pool; policy: LaunchPolicy },
+  spec: Pick<LaunchSpec, 'instanceTypes' | 'instanceRequirements'>,
+  prices: Pick<PriceBook, 'onDemandHourly'> | undefined,
+): InstanceDemand => {
+  try {
+    return instanceDemand(found.pool, found.policy, spec.instanceTypes, spec.instanceRequirements, prices);
+  } catch (e) {
+    if (!isAnnexError(e, 'LimitExceeded')) throw e;
+    return { vCpus: 0, hourlyUsd: 0 };
+  }
+};
+
 /** The interruption and budget settings of a create request, checked (see ec2-events.ts, cost.ts). */
 const replacementAndBudget = (
   input: Pick<CreateAnnexInput, 'replaceInterrupted' | 'maxReplacements' | 'maxSpend'>,
@@ -291,6 +376,8 @@ export const createAnnex = async (
   const pool = await deps.store.getPool(input.pool, caller.principalArn);
   if (pool === undefined) throw notFound(`pool: no pool named ${input.pool} is registered for you`, 'pool');
 
+  const policy = policyOf(pool, deps.launch, deps.settings);
+
   const spec: LaunchSpec = {
     market: request.market,
     instanceTypes: request.instanceTypes,
@@ -310,6 +397,23 @@ export const createAnnex = async (
       userData: request.userData,
     }),
   };
+  // Outside the pool's policy: refused before anything is written or launched.
+  const leaseSeconds = (expiresAt.getTime() - now.getTime()) / 1000;
+  checkCreate(pool, policy, {
+    imageId,
+    subnetIds: spec.subnetIds,
+    securityGroupIds: spec.securityGroupIds,
+    instanceTypes: spec.instanceTypes,
+    leaseSeconds,
+    ...defined({
+      availabilityZones: spec.availabilityZones,
+      instanceRequirements: spec.instanceRequirements,
+      userData: spec.userData,
+      keyName: spec.keyName,
+      maxSpend: input.maxSpend,
+    }),
+  });
+  const demand = instanceDemand(pool, policy, spec.instanceTypes, spec.instanceRequirements, deps.prices);
   const annex: Annex = {
     id: annexIdFor(deps.settings.stage, caller.principalArn, idempotencyKey),
     name: input.name,
@@ -338,27 +442,48 @@ export const createAnnex = async (
     version: 1,
   };
 
-  const outcome = await deps.store.createAnnex(
-    annex,
-    event(annex, now, 'created', `annex requested: ${describeBatch(request.count, spec)}`, {
-      detail: {
-        count: request.count,
-        market: spec.market,
-        instanceTypes: spec.instanceTypes,
-        expiresAt: annex.expiresAt,
-      },
-    }),
-  );
-  if (outcome === 'name-taken') throw conflict(`an annex named ${input.name} is already live`);
-  if (outcome === 'exists') {
-    const existing = await deps.store.getAnnex(annex.id);
+  const replay = async (existing: Annex | undefined) => {
     if (existing === undefined) throw conflict('the annex for this Idempotency-Key is being written; retry');
     if (existing.requestHash !== annex.requestHash) {
       throw conflict('this Idempotency-Key was already used for a different request');
     }
     deps.log.info('idempotent create replayed', { annexId: existing.id, state: existing.state });
     return { annex: await provision(deps, existing), replayed: true };
+  };
+  // A retry of a create that was admitted already counts in the quota: it is not admitted again.
+  if (idempotencyKey !== undefined) {
+    const existing = await deps.store.getAnnex(annex.id);
+    if (existing !== undefined) return replay(existing);
   }
+  const created = event(annex, now, 'created', `annex requested: ${describeBatch(request.count, spec)}`, {
+    detail: {
+      count: request.count,
+      market: spec.market,
+      instanceTypes: spec.instanceTypes,
+      expiresAt: annex.expiresAt,
+    },
+  });
+  const outcome = await admitted(deps, async () => {
+    const usage = admit(
+      pool,
+      policy,
+      await deps.store.getUsage(annex.owner, pool.name),
+      {
+        annexId: annex.id,
+        instances: request.count,
+        vCpus: request.count * demand.vCpus,
+        expiresAt: annex.expiresAt,
+        spendUsd: spendFor(request.count, demand.hourlyUsd, leaseSeconds),
+        ...defined({ maxSpend: input.maxSpend }),
+        fields: { count: 'count', spend: input.maxSpend === undefined ? 'durationSeconds' : 'maxSpend' },
+      },
+      now,
+    );
+    const result = await deps.store.createAnnex(annex, created, usage);
+    return result === 'usage-changed' ? undefined : result;
+  });
+  if (outcome === 'name-taken') throw conflict(`an annex named ${input.name} is already live`);
+  if (outcome === 'exists') return replay(await deps.store.getAnnex(annex.id));
   deps.log.info('annex created', { annexId: annex.id, name: annex.name });
   return { annex: await provision(deps, annex), replayed: false };
 };
@@ -705,17 +830,50 @@ export const extendAnnex = async (
   const { expiresAt } = leaseExpiry(now, input, deps.settings.maxDurationSeconds);
   const changes: AnnexChanges = { expiresAt: toIso(expiresAt) };
   if (input.idleSeconds !== undefined) changes.idleSeconds = input.idleSeconds;
-  const updated = await deps.store.updateAnnex(
-    annex,
-    changes,
-    event(annex, now, 'extended', `lease now ends at ${toIso(expiresAt)}`, {
-      detail: {
-        from: annex.expiresAt,
-        to: toIso(expiresAt),
-        idleSeconds: input.idleSeconds ?? annex.idleSeconds,
-      },
-    }),
-  );
+  const extended = event(annex, now, 'extended', `lease now ends at ${toIso(expiresAt)}`, {
+    detail: {
+      from: annex.expiresAt,
+      to: toIso(expiresAt),
+      idleSeconds: input.idleSeconds ?? annex.idleSeconds,
+    },
+  });
+  const found = await poolPolicy(deps, annex);
+  let updated: Annex;
+  if (found === undefined) {
+    updated = await deps.store.updateAnnex(annex, changes, extended);
+  } else {
+    const field = input.expiresAt === undefined ? 'durationSeconds' : 'expiresAt';
+    checkLease(
+      found.pool,
+      found.policy,
+      (expiresAt.getTime() - now.getTime()) / 1000,
+      (expiresAt.getTime() - Date.parse(annex.createdAt)) / 1000,
+      field,
+    );
+    const demand = existingDemand(found, annex.spec, deps.prices);
+    const added = (expiresAt.getTime() - Math.max(Date.parse(annex.expiresAt), now.getTime())) / 1000;
+    updated = await admittedUpdate(
+      deps,
+      annex,
+      (record) =>
+        admit(
+          found.pool,
+          found.policy,
+          record,
+          {
+            annexId: annex.id,
+            instances: 0,
+            vCpus: 0,
+            expiresAt: toIso(expiresAt),
+            spendUsd: spendFor(annex.requestedCount, demand.hourlyUsd, added),
+            ...defined({ maxSpend: annex.maxSpend }),
+            fields: { count: field, spend: field },
+          },
+          now,
+        ),
+      (usage) => deps.store.updateAnnex(annex, changes, extended, usage),
+    );
+  }
   const live = (await deps.store.listInstances(annex.id)).filter((i) => i.state !== 'terminated');
   if (live.length > 0) {
     await deps.compute.retag(
@@ -783,6 +941,13 @@ export const addNodes = async (
     },
     input.count,
   );
+  const found = await poolPolicy(deps, annex);
+  const inherited = input.instanceTypes === undefined ? annex.spec.instanceRequirements : undefined;
+  const demand =
+    found === undefined
+      ? undefined
+      : instanceDemand(found.pool, found.policy, instanceTypes, inherited, deps.prices);
+  if (found !== undefined) checkHardware(found.pool, found.policy, instanceTypes, inherited);
   const launching: PendingBatch = {
     batch,
     count: input.count,
@@ -796,17 +961,48 @@ export const addNodes = async (
     requestedCount: annex.requestedCount + input.count,
     launching,
   };
-  const requested = event(annex, deps.clock.now(), 'nodes-requested', `batch ${batch}: ${input.count} more`, {
+  const now = deps.clock.now();
+  const requested = event(annex, now, 'nodes-requested', `batch ${batch}: ${input.count} more`, {
     detail: { batch, count: input.count, instanceTypes, market },
   });
-  annex =
+  const write = (usage?: PoolUsage): Promise<Annex> =>
     idempotencyKey === undefined
-      ? await deps.store.updateAnnex(annex, changes, requested)
-      : await deps.store.startBatch(
+      ? deps.store.updateAnnex(annex, changes, requested, usage)
+      : deps.store.startBatch(
           annex,
           changes,
           { key: idempotencyKey, batch, requestHash: hash },
           requested,
+          usage,
+        );
+  const current = annex;
+  annex =
+    found === undefined || demand === undefined
+      ? await write()
+      : await admittedUpdate(
+          deps,
+          current,
+          (record) =>
+            admit(
+              found.pool,
+              found.policy,
+              record,
+              {
+                annexId: current.id,
+                instances: input.count,
+                vCpus: input.count * demand.vCpus,
+                expiresAt: current.expiresAt,
+                spendUsd: spendFor(
+                  input.count,
+                  demand.hourlyUsd,
+                  (Date.parse(current.expiresAt) - now.getTime()) / 1000,
+                ),
+                ...defined({ maxSpend: current.maxSpend }),
+                fields: { count: 'count', spend: 'count' },
+              },
+              now,
+            ),
+          write,
         );
   return runBatch(deps, annex);
 };
@@ -967,7 +1163,7 @@ export const endAnnex = async (
   // IDTOKENS: every token the instances were given, for an admin who wants them revoked now
   // rather than at their expiry (SEC_TOKEN_REVOCATION_EXPR = member(jti, {...})).
   const tokenIds = recorded.flatMap((i) => i.tokenIds ?? []);
-  return deps.store.updateAnnex(
+  const ended = await deps.store.updateAnnex(
     current,
     {
       state: finalState,
@@ -989,4 +1185,12 @@ export const endAnnex = async (
       },
     ),
   );
+  // Its instances and vCPUs stop counting toward the owner's quota (its committed spend stays).
+  // Missed here (a crash), the entry lapses at the annex's expiry.
+  try {
+    await deps.store.releaseUsage(ended.owner, ended.pool, ended.id);
+  } catch (e) {
+    deps.log.warn('could not release the quota usage', { annexId: ended.id, error: String(e) });
+  }
+  return ended;
 };

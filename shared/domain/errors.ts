@@ -33,7 +33,9 @@ export const notFound = (message: string, field?: string): AnnexError =>
 
 export const conflict = (message: string): AnnexError => new AnnexError('Conflict', message);
 
-export const forbidden = (message: string): AnnexError => new AnnexError('Forbidden', message);
+/** `field`: the request field a policy refuses, when there is one. */
+export const forbidden = (message: string, field?: string): AnnexError =>
+  new AnnexError('Forbidden', message, field === undefined ? undefined : { field });
 
 /** `field`: the request field a configured limit refuses, when there is one. */
 export const limitExceeded = (message: string, field?: string): AnnexError =>

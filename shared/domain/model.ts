@@ -238,8 +238,72 @@ export interface Pool {
   condorUser?: string;
   /** The pool's TRUST_DOMAIN when it is not the collector host (IDTOKENS only). */
   trustDomain?: string;
+  /**
+   * What annexes of this pool may launch, set by whoever registered it. Absent on pools registered
+   * before launch policies existed: they get their scope's defaults (see launch-policy.ts).
+   */
+  policy?: LaunchPolicy;
   createdAt: string;
   updatedAt: string;
+}
+
+/**
+ * A pool's launch policy: what its annexes may launch and how much of it one user may hold.
+ * Stored fully resolved (defaults filled in at registration), so what `GET /v1/pools` shows is
+ * exactly what create, add-nodes and extend enforce.
+ */
+export interface LaunchPolicy {
+  /** Images an annex may use (the stack's default image unless the registrar said otherwise). */
+  allowedImageIds: string[];
+  /** Subnets and security groups an annex may launch into (the stack's defaults unless said otherwise). */
+  allowedSubnetIds: string[];
+  allowedSecurityGroupIds: string[];
+  /** Instance type patterns (`m5.large`, `g5.*`); empty: any type (within the vCPU/GPU limits). */
+  allowedInstanceTypes: string[];
+  /** Most vCPUs / GPUs one instance may have; absent: no limit. */
+  maxVCpusPerInstance?: number;
+  maxGpusPerInstance?: number;
+  /** Longest lease one create or extend may ask for, and longest total life (creation to expiry). */
+  maxLeaseSeconds: number;
+  maxLifetimeSeconds: number;
+  /** Whether users may give an image of their own (any image), their own user data, a key pair. */
+  allowUserImage: boolean;
+  allowUserData: boolean;
+  allowKeyPair: boolean;
+  /** Whether every create must give `maxSpend`. */
+  requireMaxSpend: boolean;
+  /** Per (user, pool): what one user's live annexes of this pool may hold together. */
+  quota: UserQuota;
+}
+
+/** Per-user limits in one pool; an absent limit is no limit. */
+export interface UserQuota {
+  /** Live instances (asked for by live annexes) at once. */
+  maxInstances?: number;
+  /** Live vCPUs at once. */
+  maxVCpus?: number;
+  /** Estimated spend committed per calendar month (UTC), in USD. */
+  maxMonthlySpendUsd?: number;
+}
+
+/** What one user's annexes hold in one pool, as the quota counts it. */
+export interface PoolUsage {
+  owner: string;
+  pool: string;
+  /** Per live annex: what it holds and until when (an entry lapses at its expiry). */
+  annexes: Record<string, UsageEntry>;
+  /** Estimated spend committed per calendar month (`2026-12`), in USD. */
+  spendByMonth: Record<string, number>;
+  /** 0 when never written. */
+  version: number;
+}
+
+export interface UsageEntry {
+  instances: number;
+  vCpus: number;
+  expiresAt: string;
+  /** Estimated spend this annex committed so far, in USD (never more than its maxSpend). */
+  committedUsd: number;
 }
 
 /** Who is calling, as established by the HTTP layer from the request's IAM identity. */

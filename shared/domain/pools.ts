@@ -1,14 +1,17 @@
 /** Pool registration: where an annex's instances report, and the credential they join with. */
 import { forbidden } from './errors.ts';
+import { policyOf, resolvePolicy, type LaunchPolicyInput } from './launch-policy.ts';
 import { principalLabel, toIso } from './lease.ts';
-import type { Caller, CredentialType, Pool, PoolScope } from './model.ts';
-import type { Clock, LeaseStore, SecretStore, Settings } from './ports.ts';
+import type { Caller, CredentialType, LaunchPolicy, Pool, PoolScope } from './model.ts';
+import type { Clock, LaunchSettings, LeaseStore, SecretStore, Settings } from './ports.ts';
 
 export interface PoolDeps {
   store: LeaseStore;
   secrets: Pick<SecretStore, 'putPoolCredential'>;
   clock: Clock;
   settings: Settings;
+  /** The stack's default image, subnets and security groups: a policy's defaults and bounds. */
+  launch: LaunchSettings;
 }
 
 export interface PutPoolInput {
@@ -20,6 +23,8 @@ export interface PutPoolInput {
   condorUser?: string;
   /** The pool's TRUST_DOMAIN, when it is not the collector host (IDTOKENS). */
   trustDomain?: string;
+  /** What its annexes may launch; anything left out takes the scope's default (launch-policy.ts). */
+  policy?: LaunchPolicyInput;
 }
 
 export const poolCredentialParameter = (
@@ -41,10 +46,12 @@ export const putPool = async (
   caller: Caller,
   name: string,
   input: PutPoolInput,
-): Promise<Pool> => {
+): Promise<Pool & { policy: LaunchPolicy }> => {
   const scope = input.scope ?? (caller.admin ? 'shared' : 'private');
   if (scope === 'shared' && !caller.admin)
     throw forbidden('only an administrator may register a shared pool');
+  // Checked before the credential is written: a refused registration changes nothing.
+  const policy = resolvePolicy(caller, scope, input.policy, deps.launch, deps.settings);
   const now = toIso(deps.clock.now());
   const existing = await deps.store.getPool(name, caller.principalArn);
   const credentialParameter = poolCredentialParameter(deps.settings.stage, scope, caller.principalArn, name);
@@ -52,7 +59,7 @@ export const putPool = async (
     'annex:stage': deps.settings.stage,
     'annex:pool': name,
   });
-  const pool: Pool = {
+  const pool: Pool & { policy: LaunchPolicy } = {
     name,
     scope,
     owner: caller.principalArn,
@@ -62,6 +69,7 @@ export const putPool = async (
     credentialParameter,
     ...(input.condorUser === undefined ? {} : { condorUser: input.condorUser }),
     ...(input.trustDomain === undefined ? {} : { trustDomain: input.trustDomain }),
+    policy,
     createdAt: existing?.scope === scope ? existing.createdAt : now,
     updatedAt: now,
   };
@@ -69,6 +77,15 @@ export const putPool = async (
   return pool;
 };
 
-/** The pools a caller may burst into: their own private pools and every shared pool. */
-export const listPools = (deps: Pick<PoolDeps, 'store'>, caller: Caller): Promise<Pool[]> =>
-  deps.store.listPools(caller.principalArn);
+/**
+ * The pools a caller may burst into: their own private pools and every shared pool, each with the
+ * launch policy it enforces (its scope's defaults for a pool registered before pools had one).
+ */
+export const listPools = async (
+  deps: Pick<PoolDeps, 'store' | 'launch' | 'settings'>,
+  caller: Caller,
+): Promise<(Pool & { policy: LaunchPolicy })[]> =>
+  (await deps.store.listPools(caller.principalArn)).map((p) => ({
+    ...p,
+    policy: policyOf(p, deps.launch, deps.settings),
+  }));

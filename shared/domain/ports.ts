@@ -11,6 +11,7 @@ import type {
   InstanceState,
   LaunchSpec,
   Pool,
+  PoolUsage,
   PriceSource,
 } from './model.ts';
 
@@ -50,8 +51,16 @@ export interface LeaseStore {
   putPool(pool: Pool): Promise<void>;
   listPools(owner: string): Promise<Pool[]>;
 
-  /** Claims the name and writes the annex and its first event atomically. */
-  createAnnex(annex: Annex, event: AnnexEvent): Promise<'created' | 'exists' | 'name-taken'>;
+  /**
+   * Claims the name and writes the annex and its first event atomically; with `usage`, also the
+   * owner's usage record of the pool, only if its stored version is still `usage.version` (a
+   * lost race, or a concurrent transaction on it, is 'usage-changed': nothing was written).
+   */
+  createAnnex(
+    annex: Annex,
+    event: AnnexEvent,
+    usage?: PoolUsage,
+  ): Promise<'created' | 'exists' | 'name-taken' | 'usage-changed'>;
   getAnnex(id: string): Promise<Annex | undefined>;
   /** The owner's live annex of that name, or else the most recent ended one. */
   findAnnexByName(owner: string, name: string): Promise<Annex | undefined>;
@@ -64,9 +73,20 @@ export interface LeaseStore {
    * annex (version + 1). Ending states release the name and leave the live index. A lost race
    * is a Conflict.
    */
-  updateAnnex(annex: Annex, changes: AnnexChanges, event?: AnnexEvent): Promise<Annex>;
+  updateAnnex(annex: Annex, changes: AnnexChanges, event?: AnnexEvent, usage?: PoolUsage): Promise<Annex>;
   /** Like updateAnnex, and records an add-nodes idempotency claim in the same transaction. */
-  startBatch(annex: Annex, changes: AnnexChanges, claim: AddNodesClaim, event: AnnexEvent): Promise<Annex>;
+  startBatch(
+    annex: Annex,
+    changes: AnnexChanges,
+    claim: AddNodesClaim,
+    event: AnnexEvent,
+    usage?: PoolUsage,
+  ): Promise<Annex>;
+
+  /** The owner's usage record of a pool (version 0, empty, when there is none). */
+  getUsage(owner: string, pool: string): Promise<PoolUsage>;
+  /** Removes an ended annex's entry from the usage record; a missing entry is not an error. */
+  releaseUsage(owner: string, pool: string, annexId: string): Promise<void>;
   getAddNodesClaim(annexId: string, key: string): Promise<AddNodesClaim | undefined>;
 
   /** Writes instance records, each with its instance → annex lookup (see findInstanceAnnex). */

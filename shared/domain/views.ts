@@ -1,6 +1,6 @@
 /** What the API shows of the model: never a credential, a parameter name or the user data. */
 import { annexCost } from './cost.ts';
-import type { Annex, AnnexEvent, InstanceRecord, Pool } from './model.ts';
+import type { Annex, AnnexEvent, InstanceRecord, LaunchPolicy, Pool } from './model.ts';
 
 export interface AnnexView {
   id: string;
@@ -133,7 +133,7 @@ export const eventView = (e: AnnexEvent) => ({
 });
 
 /** A pool as anyone may see it: no credential and no parameter name. */
-export const poolView = (p: Pool) => ({
+export const poolView = (p: Pool & { policy: LaunchPolicy }) => ({
   name: p.name,
   scope: p.scope,
   owner: p.owner,
@@ -142,6 +142,7 @@ export const poolView = (p: Pool) => ({
   credentialType: p.credentialType,
   ...(p.condorUser === undefined ? {} : { condorUser: p.condorUser }),
   ...(p.trustDomain === undefined ? {} : { trustDomain: p.trustDomain }),
+  policy: p.policy,
   createdAt: p.createdAt,
   updatedAt: p.updatedAt,
 });

@@ -83,7 +83,8 @@ export const ERRORS: Record<ErrorStatus, { description: string; schema: z.ZodMin
   401: { description: "Slack's signature is missing, stale or wrong", schema: apiError('Unauthorized') },
   403: {
     description:
-      'not allowed; API Gateway answers `{"message":"Forbidden"}` itself when the SigV4 signature is ' +
+      "not allowed (e.g. by the pool's launch policy: the field and the rule are named; nothing was " +
+      'written or launched); API Gateway answers `{"message":"Forbidden"}` itself when the SigV4 signature is ' +
       'missing or wrong',
     schema: z.union([apiError('Forbidden'), gatewayMessage('Forbidden')]),
   },
@@ -97,7 +98,12 @@ export const ERRORS: Record<ErrorStatus, { description: string; schema: z.ZodMin
     description: 'conflict: name taken, a concurrent change, a reused Idempotency-Key, or the wrong state',
     schema: apiError('Conflict'),
   },
-  422: { description: 'a limit or quota refuses it', schema: apiError('LimitExceeded') },
+  422: {
+    description:
+      "a limit or quota refuses it (the stack's, or the pool's launch policy and per-user quota: the " +
+      'field and the rule are named; nothing was written or launched)',
+    schema: apiError('LimitExceeded'),
+  },
   503: {
     description: 'a dependency is unavailable; retry (with the same Idempotency-Key) after Retry-After',
     schema: apiError('UpstreamUnavailable'),
@@ -142,8 +148,8 @@ export const OPERATIONS: readonly Operation[] = [
     auth: 'sigv4',
     pathParameters: PoolPath,
     body: json(PutPoolBody),
-    ok: { status: 200, description: 'the pool as registered', schema: PoolEnvelope },
-    errors: [400, 403, 404, 409, 503],
+    ok: { status: 200, description: 'the pool as registered, with its launch policy', schema: PoolEnvelope },
+    errors: [400, 403, 404, 409, 422, 503],
   },
   {
     method: 'post',

@@ -147,6 +147,26 @@ export const CondorConfigResponse = z.object({ condorConfig: z.string() });
 const poolScope = z.enum(['shared', 'private']);
 const credentialType = z.enum(['password', 'idtokens-signing-key']);
 
+export const LaunchPolicy = z.object({
+  allowedImageIds: z.array(z.string()),
+  allowedSubnetIds: z.array(z.string()),
+  allowedSecurityGroupIds: z.array(z.string()),
+  allowedInstanceTypes: z.array(z.string()),
+  maxVCpusPerInstance: z.optional(z.int()),
+  maxGpusPerInstance: z.optional(z.int()),
+  maxLeaseSeconds: z.int(),
+  maxLifetimeSeconds: z.int(),
+  allowUserImage: z.boolean(),
+  allowUserData: z.boolean(),
+  allowKeyPair: z.boolean(),
+  requireMaxSpend: z.boolean(),
+  quota: z.object({
+    maxInstances: z.optional(z.int()),
+    maxVCpus: z.optional(z.int()),
+    maxMonthlySpendUsd: z.optional(z.number()),
+  }),
+});
+
 export const Pool = z.object({
   name: z.string(),
   scope: poolScope,
@@ -156,6 +176,7 @@ export const Pool = z.object({
   credentialType,
   condorUser: z.optional(z.string()),
   trustDomain: z.optional(z.string()),
+  policy: LaunchPolicy,
   createdAt: time,
   updatedAt: time,
 });

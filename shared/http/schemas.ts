@@ -213,6 +213,51 @@ export const AddNodesBody = z.strictObject({
   onDemandBaseCount: z.optional(onDemandBaseCount),
 });
 
+const imageId = z.string().check(z.regex(/^ami-[0-9a-f]{8,17}$/, 'must be an AMI id (ami-…)'));
+const subnetId = z.string().check(z.regex(/^subnet-[0-9a-f]{8,17}$/, 'must be subnet ids'));
+const securityGroupId = z.string().check(z.regex(/^sg-[0-9a-f]{8,17}$/, 'must be security group ids'));
+const limit = (max: number) => z.nullable(z.int().check(z.gte(0), z.lte(max)));
+
+/** A pool's launch policy as its registrar gives it: what is left out takes the scope's default. */
+export const LaunchPolicyBody = z.strictObject({
+  allowedImageIds: z.optional(z.array(imageId).check(z.maxLength(50))),
+  allowedSubnetIds: z.optional(z.array(subnetId).check(z.maxLength(50))),
+  allowedSecurityGroupIds: z.optional(z.array(securityGroupId).check(z.maxLength(50))),
+  allowedInstanceTypes: z.optional(
+    z
+      .array(
+        z
+          .string()
+          .check(
+            z.regex(/^[a-z0-9*][a-z0-9*-]*(\.[a-z0-9*-]+)?$/, 'must be an instance type or a pattern (g5.*)'),
+          ),
+      )
+      .check(z.maxLength(50)),
+  ),
+  maxVCpusPerInstance: z.optional(z.int().check(z.gte(1), z.lte(1024))),
+  maxGpusPerInstance: z.optional(z.int().check(z.gte(0), z.lte(64))),
+  maxLeaseSeconds: z.optional(
+    z
+      .int()
+      .check(
+        z.gte(MIN_DURATION_SECONDS),
+        z.describe('at most ANNEX_MAX_DURATION_SECONDS (more is refused with 422)'),
+      ),
+  ),
+  maxLifetimeSeconds: z.optional(z.int().check(z.gte(MIN_DURATION_SECONDS), z.lte(366 * 24 * 3600))),
+  allowUserImage: z.optional(z.boolean()),
+  allowUserData: z.optional(z.boolean()),
+  allowKeyPair: z.optional(z.boolean()),
+  requireMaxSpend: z.optional(z.boolean()),
+  quota: z.optional(
+    z.strictObject({
+      maxInstances: z.optional(limit(100_000)),
+      maxVCpus: z.optional(limit(1_000_000)),
+      maxMonthlySpendUsd: z.optional(z.nullable(z.number().check(z.gte(0), z.lte(10_000_000)))),
+    }),
+  ),
+});
+
 export const PutPoolBody = z.strictObject({
   collectorHost: host,
   collectorPort: z.optional(z.int().check(z.gte(1), z.lte(65535))),
@@ -223,4 +268,5 @@ export const PutPoolBody = z.strictObject({
   scope: z.optional(z.enum(['shared', 'private'])),
   condorUser: z.optional(condorUser),
   trustDomain: z.optional(host),
+  policy: z.optional(LaunchPolicyBody),
 });

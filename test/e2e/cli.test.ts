@@ -15,7 +15,7 @@ import { startInstanceRunner, type InstanceRunner } from '../../scripts/lib/inst
 import type { LocalStack } from '../../scripts/lib/stack.ts';
 import { cliBinary } from '../../cli/scripts/build.ts';
 import { buildOnce, cliFor, lines, type Cli } from './harness.ts';
-import { annexInstances, integrationStack } from '../support/integration-stack.ts';
+import { allowOnDefaultPool, annexInstances, integrationStack } from '../support/integration-stack.ts';
 
 let stack: LocalStack;
 let cli: Cli;
@@ -26,6 +26,8 @@ const servers: { close(cb: () => void): unknown }[] = [];
 beforeAll(async () => {
   await buildOnce();
   stack = await integrationStack('e2e');
+  // -aws-user-data-file passes the user's own user data: the default pool's admin allows it here.
+  await allowOnDefaultPool(stack, { allowUserData: true });
   cli = cliFor(stack);
   ec2 = new EC2Client(stack.clientConfig('moto'));
   // Every instance boots the real annex-boot and annex-agent (heartbeat every second), so create

@@ -42,6 +42,7 @@ import {
   integrationStack,
   stackLaunchSettings,
   stackSchedules,
+  allowOnDefaultPool,
 } from '../support/integration-stack.ts';
 
 let shim: MotoShim;
@@ -54,6 +55,8 @@ const clients: { destroy(): void }[] = [];
 beforeAll(async () => {
   shim = await startMotoShim(inject('motoEndpoint'), { awsProvenance: true });
   stack = await integrationStack('fl', { motoEndpoint: shim.endpoint });
+  // The spot suite passes its own user data: the default pool's admin allows it here.
+  await allowOnDefaultPool(stack, { allowUserData: true });
   alice = stack.as('alice');
   ec2 = new EC2Client(stack.clientConfig('moto'));
   dynamo = new DynamoDBClient(stack.clientConfig('dynamodb'));

@@ -82,11 +82,16 @@ export function domainDeps<S extends InMemoryLeaseStore = InMemoryLeaseStore, E 
   return { clock, store, compute, secrets, schedules, log, deps };
 }
 
-/** Registers the shared pool `default` (cm.example.org:9618, a password) as the administrator. */
+/**
+ * Registers the shared pool `default` (cm.example.org:9618, a password) as the administrator,
+ * with a policy that lets users bring their own image, user data and key pair (the domain tests
+ * exercise launching; the launch policy's own refusals are tested in launch-policy.test.ts).
+ */
 export const putDefaultPool = (deps: PoolDeps, over: Partial<PutPoolInput> = {}) =>
   putPool(deps, TEST_ADMIN, 'default', {
     collectorHost: 'cm.example.org',
     collectorPort: 9618,
     credential: { type: 'password', value: 'pool-password-123' },
+    policy: { allowUserImage: true, allowUserData: true, allowKeyPair: true },
     ...over,
   });

@@ -12,6 +12,7 @@ import type {
   InstanceNotice,
   InstanceState,
   Pool,
+  PoolUsage,
   PriceSource,
 } from '../../shared/domain/model.ts';
 import { stateEventKey } from '../../shared/domain/instance-notices.ts';
@@ -70,6 +71,8 @@ export class InMemoryLeaseStore implements LeaseStore {
   readonly addClaims = new Map<string, AddNodesClaim>();
   /** instance id → annex id, written with the instance records (as the DynamoDB lookup items). */
   readonly instanceLookups = new Map<string, string>();
+  /** owner|pool → the owner's quota usage record of the pool. */
+  readonly usage = new Map<string, PoolUsage>();
 
   reset(): void {
     this.faults.reset();
@@ -80,6 +83,7 @@ export class InMemoryLeaseStore implements LeaseStore {
       this.instances,
       this.addClaims,
       this.instanceLookups,
+      this.usage,
     ])
       m.clear();
     this.events.length = 0;
@@ -97,11 +101,17 @@ export class InMemoryLeaseStore implements LeaseStore {
     return [...this.pools.values()].filter((p) => p.scope === 'shared' || p.owner === owner).map(clone);
   }
 
-  async createAnnex(annex: Annex, event: AnnexEvent): Promise<'created' | 'exists' | 'name-taken'> {
+  async createAnnex(
+    annex: Annex,
+    event: AnnexEvent,
+    usage?: PoolUsage,
+  ): Promise<'created' | 'exists' | 'name-taken' | 'usage-changed'> {
     this.faults.check('createAnnex');
     if (this.annexes.has(annex.id)) return 'exists';
     const claim = `${annex.owner}|${annex.name}`;
     if (this.nameClaims.has(claim)) return 'name-taken';
+    if (usage !== undefined && !this.usageCurrent(usage)) return 'usage-changed';
+    if (usage !== undefined) this.writeUsage(usage);
     this.annexes.set(annex.id, clone(annex));
     this.nameClaims.set(claim, annex.id);
     this.events.push(clone(event));
@@ -130,23 +140,66 @@ export class InMemoryLeaseStore implements LeaseStore {
   async listLiveAnnexes(): Promise<Annex[]> {
     return [...this.annexes.values()].filter((a) => !isEnded(a.state)).map(clone);
   }
-  async updateAnnex(annex: Annex, changes: AnnexChanges, event?: AnnexEvent): Promise<Annex> {
+  async updateAnnex(
+    annex: Annex,
+    changes: AnnexChanges,
+    event?: AnnexEvent,
+    usage?: PoolUsage,
+  ): Promise<Annex> {
     this.faults.check('updateAnnex');
-    return this.apply(annex, changes, event);
+    this.checkVersion(annex);
+    if (usage !== undefined && !this.usageCurrent(usage)) {
+      throw conflict(`the quota usage of pool ${usage.pool} changed; retry`);
+    }
+    const next = this.apply(annex, changes, event);
+    if (usage !== undefined) this.writeUsage(usage);
+    return next;
   }
   async startBatch(
     annex: Annex,
     changes: AnnexChanges,
     claim: AddNodesClaim,
     event: AnnexEvent,
+    usage?: PoolUsage,
   ): Promise<Annex> {
     this.faults.check('startBatch');
     const key = `${annex.id}|${claim.key}`;
+    this.checkVersion(annex);
     if (this.addClaims.has(key))
       throw conflict('this Idempotency-Key is already being used for another batch');
+    if (usage !== undefined && !this.usageCurrent(usage)) {
+      throw conflict(`the quota usage of pool ${usage.pool} changed; retry`);
+    }
     const next = this.apply(annex, changes, event);
     this.addClaims.set(key, clone(claim));
+    if (usage !== undefined) this.writeUsage(usage);
     return next;
+  }
+  async getUsage(owner: string, pool: string): Promise<PoolUsage> {
+    this.faults.check('getUsage');
+    return clone(
+      this.usage.get(`${owner}|${pool}`) ?? { owner, pool, annexes: {}, spendByMonth: {}, version: 0 },
+    );
+  }
+  async releaseUsage(owner: string, pool: string, annexId: string): Promise<void> {
+    this.faults.check('releaseUsage');
+    const stored = this.usage.get(`${owner}|${pool}`);
+    if (stored?.annexes[annexId] === undefined) return;
+    const annexes = { ...stored.annexes };
+    delete annexes[annexId];
+    this.usage.set(`${owner}|${pool}`, { ...stored, annexes, version: stored.version + 1 });
+  }
+  private usageCurrent(usage: PoolUsage): boolean {
+    return (this.usage.get(`${usage.owner}|${usage.pool}`)?.version ?? 0) === usage.version;
+  }
+  private writeUsage(usage: PoolUsage): void {
+    this.usage.set(`${usage.owner}|${usage.pool}`, clone({ ...usage, version: usage.version + 1 }));
+  }
+  private checkVersion(annex: Annex): void {
+    const stored = this.annexes.get(annex.id);
+    if (stored === undefined || stored.version !== annex.version) {
+      throw conflict(`annex ${annex.name} was changed by another request; retry`);
+    }
   }
   async getAddNodesClaim(annexId: string, key: string): Promise<AddNodesClaim | undefined> {
     return clone(this.addClaims.get(`${annexId}|${key}`));

@@ -25,6 +25,25 @@ export const integrationStack = (
     ...options,
   });
 
+/**
+ * Re-registers the stack's shared `default` pool as its admin with `policy` over the shared
+ * defaults (for suites that exercise what only an admin's policy allows, e.g. users' own user
+ * data). Call it before any annex is created: the pool gets a new throw-away password.
+ */
+export const allowOnDefaultPool = async (
+  stack: LocalStack,
+  policy: Record<string, unknown>,
+): Promise<void> => {
+  const put = await stack.as('admin').request('PUT', '/v1/pools/default', {
+    collectorHost: '127.0.0.1',
+    collectorPort: 9618,
+    credential: { type: 'password', value: randomBytes(24).toString('base64url') },
+    policy,
+  });
+  if (put.status !== 200)
+    throw new Error(`could not re-register the default pool: ${JSON.stringify(put.body)}`);
+};
+
 /** Starts the dev runner (schedules, sweep, events) for `stack`, without its timers. */
 export const stackEnforcer = (stack: LocalStack, options: Partial<EnforcerOptions> = {}): Enforcer =>
   startEnforcer({

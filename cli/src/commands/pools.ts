@@ -27,6 +27,20 @@ export const parseCollector = (text: string): { collectorHost: string; collector
   return { collectorHost: match[1], ...(port === undefined ? {} : { collectorPort: port }) };
 };
 
+/** The --policy-file's JSON object (the API checks its fields and names a wrong one). */
+const parsePolicy = (text: string): Record<string, unknown> => {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    throw usageError('--policy-file must be a JSON object', 'for example {"allowUserData": true}');
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+    throw usageError('--policy-file must be a JSON object', 'for example {"allowUserData": true}');
+  }
+  return parsed as Record<string, unknown>;
+};
+
 const list = async (ctx: Context): Promise<number> => {
   const api = await ctx.api();
   const { pools } = await api.request<{ pools: Pool[] }>('GET', '/v1/pools');
@@ -54,8 +68,12 @@ const set = async (ctx: Context): Promise<number> => {
     passwordFile !== undefined
       ? await readTextFile(ctx, passwordFile, '--password-file')
       : await readTextFile(ctx, keyFile ?? '', '--token-key-file');
+  const policyFile = ctx.string('policy-file');
+  const policy =
+    policyFile === undefined ? undefined : parsePolicy(await readTextFile(ctx, policyFile, '--policy-file'));
   const body = {
     ...parseCollector(collector),
+    ...(policy === undefined ? {} : { policy }),
     credential: {
       type: passwordFile !== undefined ? 'password' : 'idtokens-signing-key',
       // A file written by an editor ends with a newline that is not part of the secret.
@@ -68,7 +86,7 @@ const set = async (ctx: Context): Promise<number> => {
     .request<{ pool: Pool }>('PUT', poolPath(name), { body })
     .catch((e: unknown) =>
       withHint(e, (error) =>
-        error.code === 'Forbidden'
+        error.code === 'Forbidden' && error.field === undefined
           ? 'only an administrator may register a shared pool: use --scope private'
           : fieldHint(error),
       ),

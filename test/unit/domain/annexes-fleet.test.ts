@@ -61,7 +61,15 @@ beforeEach(async () => {
     launch: { defaultSubnetIds: ['subnet-11111111', 'subnet-22222222'] },
     with: { sweep: TEST_SWEEP },
   }));
-  await putDefaultPool(deps);
+  // The spot fleet configs below name a subnet of their own: the admin's policy allows it.
+  await putDefaultPool(deps, {
+    policy: {
+      allowUserImage: true,
+      allowUserData: true,
+      allowKeyPair: true,
+      allowedSubnetIds: ['subnet-11111111', 'subnet-22222222', 'subnet-1a2b3c4d'],
+    },
+  });
 });
 
 const refusal = async (p: Promise<unknown>): Promise<{ code?: string; field?: string }> => {

@@ -24,6 +24,11 @@ beforeEach(() => {
       maxDurationSeconds: 604800,
       maxInstancesPerAnnex: 10,
     },
+    launch: {
+      defaultImageId: 'ami-0123456789abcdef0',
+      defaultSubnetIds: ['subnet-0aaaaaaaaaaaaaaaa'],
+      defaultSecurityGroupIds: ['sg-0aaaaaaaaaaaaaaaa'],
+    },
   };
 });
 
