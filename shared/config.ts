@@ -81,6 +81,8 @@ const LaunchSchema = z.object({
   ANNEX_DEFAULT_IMAGE_ID: optionalText,
   ANNEX_DEFAULT_SUBNET_IDS: list,
   ANNEX_DEFAULT_SECURITY_GROUP_IDS: list,
+  ANNEX_ALLOWED_SUBNET_IDS: list,
+  ANNEX_ALLOWED_SECURITY_GROUP_IDS: list,
 });
 
 const ScheduleSchema = z.object({
@@ -181,7 +183,22 @@ export const launchSettings = (env: NodeJS.ProcessEnv = process.env): LaunchSett
       ? {}
       : { instanceProfileArn: c.ANNEX_INSTANCE_PROFILE_ARN }),
     ...(c.ANNEX_DEFAULT_IMAGE_ID === undefined ? {} : { defaultImageId: c.ANNEX_DEFAULT_IMAGE_ID }),
+    ...(c.ANNEX_ALLOWED_SUBNET_IDS.length === 0 ? {} : { launchSubnetIds: c.ANNEX_ALLOWED_SUBNET_IDS }),
+    ...(c.ANNEX_ALLOWED_SECURITY_GROUP_IDS.length === 0
+      ? {}
+      : { launchSecurityGroupIds: c.ANNEX_ALLOWED_SECURITY_GROUP_IDS }),
   };
+  // The launch roles allow only the ANNEX_ALLOWED_* lists: a default outside them could never launch.
+  const strays = (defaults: string[], allowed: string[]) =>
+    allowed.length === 0 ? [] : defaults.filter((d) => !allowed.includes(d));
+  if (strays(c.ANNEX_DEFAULT_SUBNET_IDS, c.ANNEX_ALLOWED_SUBNET_IDS).length > 0)
+    throw new ConfigError(
+      'invalid configuration: ANNEX_DEFAULT_SUBNET_IDS (not within ANNEX_ALLOWED_SUBNET_IDS)',
+    );
+  if (strays(c.ANNEX_DEFAULT_SECURITY_GROUP_IDS, c.ANNEX_ALLOWED_SECURITY_GROUP_IDS).length > 0)
+    throw new ConfigError(
+      'invalid configuration: ANNEX_DEFAULT_SECURITY_GROUP_IDS (not within ANNEX_ALLOWED_SECURITY_GROUP_IDS)',
+    );
   if (env === process.env) cachedLaunch = value;
   return value;
 };

@@ -88,6 +88,23 @@ export const resolvePolicy = (
 ): LaunchPolicy => {
   const base = defaultPolicy(scope, launch, settings);
   const given = input ?? {};
+  // Nobody may name what the stack's launch roles cannot use: EC2 would refuse every launch.
+  const stackSubnets = launch.launchSubnetIds ?? launch.defaultSubnetIds;
+  const offStackSubnets = outside(given.allowedSubnetIds ?? [], stackSubnets);
+  if (offStackSubnets.length > 0) {
+    throw forbidden(
+      `policy.allowedSubnetIds: the stack launches only into ${stackSubnets.join(', ') || 'no subnet'} (not ${offStackSubnets.join(', ')}; ANNEX_ALLOWED_SUBNET_IDS)`,
+      'policy.allowedSubnetIds',
+    );
+  }
+  const stackGroups = launch.launchSecurityGroupIds ?? launch.defaultSecurityGroupIds;
+  const offStackGroups = outside(given.allowedSecurityGroupIds ?? [], stackGroups);
+  if (offStackGroups.length > 0) {
+    throw forbidden(
+      `policy.allowedSecurityGroupIds: the stack allows only ${stackGroups.join(', ') || 'no security group'} (not ${offStackGroups.join(', ')}; ANNEX_ALLOWED_SECURITY_GROUP_IDS)`,
+      'policy.allowedSecurityGroupIds',
+    );
+  }
   if (!caller.admin) {
     const subnets = outside(given.allowedSubnetIds ?? [], launch.defaultSubnetIds);
     if (subnets.length > 0) {

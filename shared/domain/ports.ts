@@ -321,6 +321,12 @@ export interface LaunchSettings {
   defaultImageId?: string;
   defaultSubnetIds: string[];
   defaultSecurityGroupIds: string[];
+  /**
+   * The only subnets and security groups the stack's launch roles may use (IAM repeats them):
+   * what a pool's policy may choose from. Absent: the defaults.
+   */
+  launchSubnetIds?: string[];
+  launchSecurityGroupIds?: string[];
 }
 
 export type { AnnexState, EndReason };

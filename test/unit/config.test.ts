@@ -109,6 +109,26 @@ describe('launchSettings', () => {
       defaultSecurityGroupIds: [],
     });
     expect(value).not.toHaveProperty('instanceProfileArn');
+    expect(value).not.toHaveProperty('launchSubnetIds');
+  });
+
+  it("reads the stack's launch lists and refuses a default outside them, naming it", () => {
+    // Act
+    const value = launchSettings({
+      ANNEX_DEFAULT_SUBNET_IDS: 'subnet-1',
+      ANNEX_ALLOWED_SUBNET_IDS: 'subnet-1,subnet-2',
+      ANNEX_ALLOWED_SECURITY_GROUP_IDS: 'sg-1',
+    });
+
+    // Assess
+    expect(value.launchSubnetIds).toEqual(['subnet-1', 'subnet-2']);
+    expect(value.launchSecurityGroupIds).toEqual(['sg-1']);
+    expect(() =>
+      launchSettings({ ANNEX_DEFAULT_SUBNET_IDS: 'subnet-3', ANNEX_ALLOWED_SUBNET_IDS: 'subnet-1' }),
+    ).toThrow(/ANNEX_DEFAULT_SUBNET_IDS/);
+    expect(() =>
+      launchSettings({ ANNEX_DEFAULT_SECURITY_GROUP_IDS: 'sg-3', ANNEX_ALLOWED_SECURITY_GROUP_IDS: 'sg-1' }),
+    ).toThrow(/ANNEX_DEFAULT_SECURITY_GROUP_IDS/);
   });
 });
 

@@ -58,7 +58,11 @@ beforeEach(async () => {
   ({ clock, store, compute, secrets, deps } = domainDeps({
     store: (c) => new StampingLeaseStore(c),
     settings: { maxInstancesPerAnnex: 20 },
-    launch: { defaultSubnetIds: ['subnet-11111111', 'subnet-22222222'] },
+    launch: {
+      defaultSubnetIds: ['subnet-11111111', 'subnet-22222222'],
+      // The stack's launch roles also allow the subnet the spot fleet configs below name.
+      launchSubnetIds: ['subnet-11111111', 'subnet-22222222', 'subnet-1a2b3c4d'],
+    },
     with: { sweep: TEST_SWEEP },
   }));
   // The spot fleet configs below name a subnet of their own: the admin's policy allows it.

@@ -106,15 +106,35 @@ describe('resolvePolicy', () => {
     ).toMatchObject({ code: 'Forbidden', field: 'policy.allowedSecurityGroupIds' });
   });
 
-  it('lets an admin open a pool to other subnets', () => {
+  it("lets an admin open a pool to other subnets among the stack's launch subnets", () => {
     const policy = resolvePolicy(
       admin,
       'shared',
       { allowedSubnetIds: ['subnet-0bbbbbbbbbbbbbbbb'] },
-      launch,
+      { ...launch, launchSubnetIds: ['subnet-0aaaaaaaaaaaaaaaa', 'subnet-0bbbbbbbbbbbbbbbb'] },
       settings,
     );
     expect(policy.allowedSubnetIds).toEqual(['subnet-0bbbbbbbbbbbbbbbb']);
+  });
+
+  it("refuses even an admin a subnet or security group the stack's launch roles may not use", () => {
+    const stack = { ...launch, launchSubnetIds: ['subnet-0aaaaaaaaaaaaaaaa', 'subnet-0bbbbbbbbbbbbbbbb'] };
+    const subnet = refusal(() =>
+      resolvePolicy(admin, 'shared', { allowedSubnetIds: ['subnet-0cccccccccccccccc'] }, stack, settings),
+    );
+    expect(subnet).toMatchObject({ code: 'Forbidden', field: 'policy.allowedSubnetIds' });
+    expect(subnet.message).toContain('subnet-0cccccccccccccccc');
+    expect(
+      refusal(() =>
+        resolvePolicy(
+          admin,
+          'shared',
+          { allowedSecurityGroupIds: ['sg-0bbbbbbbbbbbbbbbb'] },
+          launch,
+          settings,
+        ),
+      ),
+    ).toMatchObject({ code: 'Forbidden', field: 'policy.allowedSecurityGroupIds' });
   });
 
   it("refuses a longest lease beyond the stack's with 422", () => {
