@@ -34,7 +34,6 @@ const optionalText = z.pipe(
 const SettingsSchema = z.object({
   ANNEX_STAGE: z.string().check(z.regex(/^[a-z0-9][a-z0-9-]{0,30}$/)),
   ANNEX_TABLE_NAME: z.string().check(z.regex(/^[A-Za-z0-9_.-]{3,255}$/)),
-  ANNEX_ADMIN_ARNS: list,
   ANNEX_MAX_DURATION_SECONDS: positiveInt(7 * 24 * 3600),
   ANNEX_MAX_INSTANCES_PER_ANNEX: positiveInt(50),
 });
@@ -152,7 +151,6 @@ export const settings = (env: NodeJS.ProcessEnv = process.env): AppSettings => {
   const value: AppSettings = {
     stage: c.ANNEX_STAGE,
     tableName: c.ANNEX_TABLE_NAME,
-    adminArns: c.ANNEX_ADMIN_ARNS,
     maxDurationSeconds: c.ANNEX_MAX_DURATION_SECONDS,
     maxInstancesPerAnnex: c.ANNEX_MAX_INSTANCES_PER_ANNEX,
   };

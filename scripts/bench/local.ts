@@ -153,7 +153,6 @@ export function stageDeps(
     clock: systemClock,
     settings: {
       stage: target.stage,
-      adminArns: stack.users.filter((u) => u.admin === true).map((u) => u.principalArn),
       maxDurationSeconds: 7 * 24 * 3600,
       maxInstancesPerAnnex: 50,
     },

@@ -293,7 +293,6 @@ export interface Logger {
 
 export interface Settings {
   stage: string;
-  adminArns: readonly string[];
   maxDurationSeconds: number;
   maxInstancesPerAnnex: number;
 }

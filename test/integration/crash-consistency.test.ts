@@ -214,7 +214,6 @@ const incarnation = (world: Omit<World, 'crashing' | 'healthy' | 'destroy'>, tab
   };
   const settings: Settings = {
     stage: world.stage,
-    adminArns: [ADMIN.principalArn],
     maxDurationSeconds: 7 * 24 * 3600,
     maxInstancesPerAnnex: 50,
   };

@@ -242,7 +242,6 @@ describe('budget', () => {
       clock,
       settings: {
         stage: stack.stage,
-        adminArns: [],
         maxDurationSeconds: 7 * 86400,
         maxInstancesPerAnnex: 50,
       },

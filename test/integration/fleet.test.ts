@@ -336,7 +336,7 @@ const domain = () => {
   const deps: LaunchDeps & SweepDeps = {
     store: new DynamoLeaseStore(dynamoClient, stack.tableName),
     clock,
-    settings: { stage: stack.stage, adminArns: [], maxDurationSeconds: 7 * 86400, maxInstancesPerAnnex: 50 },
+    settings: { stage: stack.stage, maxDurationSeconds: 7 * 86400, maxInstancesPerAnnex: 50 },
     log: { info: () => {}, warn: () => {}, error: () => {} },
     compute: new Ec2Compute(client, stack.stage),
     secrets: new SsmSecretStore(ssm, stack.stage),

@@ -81,7 +81,6 @@ const domainDeps = (offsetSeconds: number, loseAnswerOf?: string): LaunchDeps & 
     clock: { now: () => new Date(Date.now() + offsetSeconds * 1000) },
     settings: {
       stage: stack.stage,
-      adminArns: [],
       maxDurationSeconds: 7 * 86400,
       maxInstancesPerAnnex: 50,
     },

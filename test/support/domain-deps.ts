@@ -71,7 +71,6 @@ export function domainDeps<S extends InMemoryLeaseStore = InMemoryLeaseStore, E 
     log,
     settings: {
       stage: 'test',
-      adminArns: [TEST_ADMIN.principalArn],
       maxDurationSeconds: 7 * 86400,
       maxInstancesPerAnnex: 10,
       ...options.settings,

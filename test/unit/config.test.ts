@@ -27,7 +27,6 @@ describe('settings', () => {
     expect(value).toEqual({
       stage: 'dev-1',
       tableName: 'annex-dev-1-leases',
-      adminArns: ['arn:aws:iam::123456789012:role/admin', 'arn:aws:iam::123456789012:user/root'],
       maxDurationSeconds: 86400,
       maxInstancesPerAnnex: 20,
     });
@@ -41,7 +40,6 @@ describe('settings', () => {
     expect(value).toEqual({
       stage: 'dev',
       tableName: 'leases',
-      adminArns: [],
       maxDurationSeconds: 7 * 24 * 3600,
       maxInstancesPerAnnex: 50,
     });

@@ -82,7 +82,6 @@ describe('pricing and budgets in the sweep', () => {
     prices = new FixedPrices({ 'm5.large': 0.096, 'c5.large': 0.085 }, { 'm5.large': 0.035 });
     ({ clock, store, deps } = domainDeps({
       store: (c) => new StampingLeaseStore(c),
-      settings: { adminArns: [] },
       with: { sweep: TEST_SWEEP, prices },
     }));
     await putDefaultPool(deps);

@@ -19,7 +19,6 @@ const launch: LaunchSettings = {
 };
 const settings: Settings = {
   stage: 'test',
-  adminArns: [],
   maxDurationSeconds: 7 * 86400,
   maxInstancesPerAnnex: 10,
 };

@@ -20,7 +20,6 @@ beforeEach(() => {
     clock: new FakeClock(),
     settings: {
       stage: 'test',
-      adminArns: [admin.principalArn],
       maxDurationSeconds: 604800,
       maxInstancesPerAnnex: 10,
     },

@@ -18,7 +18,7 @@ const policy: LaunchPolicy = {
   ...defaultPolicy(
     'shared',
     { defaultSubnetIds: [], defaultSecurityGroupIds: [] },
-    { stage: 't', adminArns: [], maxDurationSeconds: 86400, maxInstancesPerAnnex: 10 },
+    { stage: 't', maxDurationSeconds: 86400, maxInstancesPerAnnex: 10 },
   ),
   quota: { maxInstances: 4, maxVCpus: 8, maxMonthlySpendUsd: 1 },
 };

@@ -53,7 +53,6 @@ const SWEEP: SweepSettings = TEST_SWEEP;
 const ORPHAN_MIN_AGE_MS = SWEEP.orphanMinAgeSeconds * 1000;
 const STUCK_AFTER_MS = SWEEP.stuckAfterSeconds * 1000;
 
-const admin: Caller = { principalArn: 'arn:aws:iam::123456789012:user/admin', admin: true };
 const OWNERS: readonly Caller[] = [
   { principalArn: 'arn:aws:iam::123456789012:user/alice', admin: false },
   { principalArn: 'arn:aws:iam::123456789012:user/bob', admin: false },
@@ -256,7 +255,6 @@ class World {
       log: this.log,
       settings: {
         stage: STAGE,
-        adminArns: [admin.principalArn],
         maxDurationSeconds: 7 * 86400,
         maxInstancesPerAnnex: 10,
       },

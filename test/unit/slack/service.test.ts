@@ -16,7 +16,7 @@ import {
   type SlackRequest,
   type SlackWorkerDeps,
 } from '../../../shared/slack/service.ts';
-import { domainDeps, putDefaultPool } from '../../support/domain-deps.ts';
+import { TEST_ADMIN, domainDeps, putDefaultPool } from '../../support/domain-deps.ts';
 import { silentLogger, type FakeClock, type InMemoryLeaseStore } from '../../support/fakes.ts';
 import { FakeJobs, FakeMessenger, FakeSlackSecrets, InMemorySlackStore } from '../../support/slack-fakes.ts';
 
@@ -84,7 +84,7 @@ beforeEach(async () => {
     slackStore,
     messenger,
     slack: settings,
-    identity: { adminArns: domain.deps.settings.adminArns, sessionOwnedRoles: [] },
+    identity: { adminArns: [TEST_ADMIN.principalArn], sessionOwnedRoles: [] },
   };
   await slackStore.putIdentity(aliceIdentity);
   slackStore.writes.length = 0;
