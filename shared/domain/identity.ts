@@ -46,6 +46,14 @@ const NAME = String.raw`[\w+=,.@-]{1,64}`;
 const ARN = /^arn:(aws[a-z-]*):(iam|sts)::(\d{12}):([\x21-\x7e]{1,1900})$/;
 const USER = new RegExp(String.raw`^user/(?:[\x21-\x2e\x30-\x7e]+/)*${NAME}$`);
 const ASSUMED_ROLE = new RegExp(String.raw`^assumed-role/(${NAME})/([\w+=,.@-]{2,64})$`);
+/**
+ * The ARNs the owner rule accepts as a signer (and so as a Slack mapping's target), as one pattern
+ * the request schema can state: an IAM user (up to 8 path segments), the account root, or a role
+ * session. Federated users and anything else are not in it.
+ */
+export const SIGNER_ARN_PATTERN = new RegExp(
+  String.raw`^arn:aws[a-z-]*:(?:iam::\d{12}:(?:root|user/(?:[\x21-\x2e\x30-\x7e]{1,64}/){0,8}${NAME})|sts::\d{12}:assumed-role/${NAME}/[\w+=,.@-]{2,64})$`,
+);
 const ROLE = new RegExp(String.raw`^role/(?:[\x21-\x2e\x30-\x7e]+/)*(${NAME})$`);
 
 const matchesRole = (pattern: string, role: string): boolean => {

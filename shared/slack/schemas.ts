@@ -4,6 +4,7 @@
  */
 import * as z from 'zod/mini';
 import { validationError } from '../domain/errors.ts';
+import { SIGNER_ARN_PATTERN } from '../domain/identity.ts';
 import { NAME } from '../http/params.ts';
 import type { SlackAnnexRef } from './model.ts';
 
@@ -50,7 +51,10 @@ export const AnnexRefValue = z.object({
 export const SlackUserPath = z.object({ teamId: slackId, userId: slackId });
 
 export const PutSlackUserBody = z.strictObject({
-  principalArn,
+  // Only what the owner rule accepts as a signer: a federated user or a role ARN is not a mapping target.
+  principalArn: z
+    .string()
+    .check(z.regex(SIGNER_ARN_PATTERN, 'must be an IAM user, the account root or a role session ARN')),
   pools: z.array(name).check(z.minLength(1), z.maxLength(50)),
 });
 

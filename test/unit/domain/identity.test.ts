@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import {
+  SIGNER_ARN_PATTERN,
   adminOwnerOf,
   callerOf,
   DEFAULT_SESSION_OWNED_ROLES,
@@ -154,5 +155,22 @@ describe('mappedCallerOf', () => {
 
   it('is undefined for a mapping the rule refuses', () => {
     expect(mappedCallerOf(sts('federated-user/alice'), rules)).toBeUndefined();
+  });
+});
+
+describe('SIGNER_ARN_PATTERN', () => {
+  it.each([
+    ['arn:aws:iam::123456789012:user/alice', true],
+    ['arn:aws:iam::123456789012:user/team/hpc/alice', true],
+    ['arn:aws:iam::123456789012:root', true],
+    ['arn:aws-us-gov:sts::123456789012:assumed-role/AWSReservedSSO_Dev_0123/alice@example.org', true],
+    ['arn:aws:sts::123456789012:assumed-role/Builders/ci', true],
+    ['arn:aws:sts::123456789012:federated-user/alice', false],
+    ['arn:aws:iam::123456789012:role/Builders', false],
+    ['arn:aws:iam::123456789012:group/admins', false],
+    ['arn:aws:sts::123456789012:assumed-role/Builders/x', false],
+  ])('states in one pattern what the owner rule accepts as a signer: %s → %s', (arn, accepted) => {
+    expect(SIGNER_ARN_PATTERN.test(arn)).toBe(accepted);
+    expect(ownerOf(arn, []).ok).toBe(accepted);
   });
 });
