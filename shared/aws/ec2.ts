@@ -13,13 +13,7 @@ import {
   type Instance,
   type Tag,
 } from '@aws-sdk/client-ec2';
-import {
-  AnnexError,
-  conflict,
-  limitExceeded,
-  upstreamUnavailable,
-  validationError,
-} from '../domain/errors.ts';
+import { limitExceeded, validationError } from '../domain/errors.ts';
 import { clientToken, launchesThroughFleet } from '../domain/lease.ts';
 import type { InstanceState } from '../domain/model.ts';
 import type {
@@ -41,6 +35,7 @@ import {
   sendCreateLaunchTemplate,
   sendDeleteLaunchTemplate,
 } from './fleet.ts';
+import { awsErrorKind, errorCode, translateAwsError, type AwsErrorKind } from './errors.ts';
 
 export const TAG = {
   id: 'annex:id',
@@ -54,66 +49,10 @@ export const TAG = {
 /** The tag EC2 puts on every instance an EC2 Fleet launches (an `aws:` tag: no caller can set it). */
 export const FLEET_ID_TAG = 'aws:ec2:fleet-id';
 
-type ErrorKind =
-  | 'capacity'
-  | 'limit'
-  | 'not-found'
-  | 'template-not-found'
-  | 'template-exists'
-  | 'retryable'
-  | 'conflict'
-  | { field: string };
+/** What an EC2 error means to this adapter (shared/aws/errors.ts holds the table). */
+export const classifyEc2Error = (e: unknown): AwsErrorKind | undefined => awsErrorKind('ec2', e);
 
-/** EC2 error codes this adapter understands, by kind (everything else is unexpected). */
-const ERROR_KINDS: [RegExp, ErrorKind][] = [
-  [
-    /^(InsufficientInstanceCapacity|InsufficientCapacity|InsufficientHostCapacity|Unsupported|UnfulfillableCapacity|SpotMaxPriceTooLow)$/,
-    'capacity',
-  ],
-  [/^(InstanceLimitExceeded|VcpuLimitExceeded|MaxSpotInstanceCountExceeded|ResourceLimitExceeded)$/, 'limit'],
-  [/^InvalidInstanceID\.(NotFound|Malformed)$/, 'not-found'],
-  [
-    /^(InvalidLaunchTemplateName\.NotFoundException|InvalidLaunchTemplateId\.NotFound)$/,
-    'template-not-found',
-  ],
-  [/^InvalidLaunchTemplateName\.AlreadyExistsException$/, 'template-exists'],
-  [
-    /^(RequestLimitExceeded|Throttling|InternalError|InternalFailure|ServiceUnavailable|Unavailable)$/,
-    'retryable',
-  ],
-  [/^IdempotentParameterMismatch$/, 'conflict'],
-  [/^InvalidAMIID\./, { field: 'imageId' }],
-  [/^(InvalidSubnetID\.|InvalidSubnet)/, { field: 'subnetIds' }],
-  [/^(InvalidGroup\.|InvalidGroupId\.|InvalidSecurityGroupID\.)/, { field: 'securityGroupIds' }],
-  [/^InvalidKeyPair\./, { field: 'keyName' }],
-  [/^InvalidInstanceType$/, { field: 'instanceTypes' }],
-  [/^InvalidUserData\./, { field: 'userData' }],
-  [/^InvalidParameterValue$/, { field: 'request' }],
-  [/^InvalidFleetConfiguration$/, { field: 'request' }],
-];
-
-const codeOf = (e: unknown): string => {
-  const err = e as { name?: string; Code?: string; code?: string } | undefined;
-  return err?.Code ?? err?.name ?? err?.code ?? '';
-};
-
-export const classifyEc2Error = (e: unknown): ErrorKind | undefined => {
-  const code = codeOf(e);
-  return ERROR_KINDS.find(([pattern]) => pattern.test(code))?.[1];
-};
-
-/** Turns an EC2 error into a domain error; unexpected ones are rethrown untouched. */
-const translate = (e: unknown, what: string): never => {
-  if (e instanceof AnnexError) throw e;
-  const kind = classifyEc2Error(e);
-  const message = (e as Error | undefined)?.message ?? codeOf(e);
-  if (kind === 'limit') throw limitExceeded(`EC2 refused ${what}: ${codeOf(e)}`);
-  if (kind === 'retryable') throw upstreamUnavailable(`EC2 is unavailable (${what})`, e);
-  if (kind === 'conflict') throw conflict(`EC2 refused ${what}: ${codeOf(e)}`);
-  if (typeof kind === 'object')
-    throw validationError(kind.field, `EC2 refused it (${codeOf(e)}): ${message}`);
-  throw e;
-};
+const translate = (e: unknown, what: string): never => translateAwsError('ec2', e, what);
 
 const STATES = new Set<InstanceState>([
   'pending',
@@ -249,7 +188,11 @@ export class Ec2Compute implements Compute {
           return { instances: (out.Instances ?? []).map((i) => toLaunched(i, req.batch)), attempts };
         } catch (e) {
           if (classifyEc2Error(e) !== 'capacity') return translate(e, 'the launch');
-          attempts.push({ instanceType, ...(subnetId === undefined ? {} : { subnetId }), error: codeOf(e) });
+          attempts.push({
+            instanceType,
+            ...(subnetId === undefined ? {} : { subnetId }),
+            error: errorCode(e),
+          });
         }
       }
     }
@@ -276,7 +219,7 @@ export class Ec2Compute implements Compute {
       await sendCreateLaunchTemplate(this.ec2, createLaunchTemplateInput(req, templateName, annexTags));
     } catch (e) {
       // Created by an earlier batch or attempt of this annex: its contents are the annex's, fixed at creation.
-      if (classifyEc2Error(e) !== 'template-exists') return translate(e, 'the launch template');
+      if (classifyEc2Error(e) !== 'exists') return translate(e, 'the launch template');
     }
     const tags: Tag[] = [
       ...(req.spec.tags.Name === undefined ? [{ Key: 'Name', Value: `annex-${req.annexName}` }] : []),
@@ -314,7 +257,7 @@ export class Ec2Compute implements Compute {
     try {
       await sendDeleteLaunchTemplate(this.ec2, launchTemplateName(this.stage, annexId));
     } catch (e) {
-      if (classifyEc2Error(e) !== 'template-not-found') translate(e, 'the launch template deletion');
+      if (classifyEc2Error(e) !== 'not-found') translate(e, 'the launch template deletion');
     }
   }
 
@@ -332,7 +275,7 @@ export class Ec2Compute implements Compute {
       return out.Fleets?.find((f) => f.FleetId === fleetId)?.ClientToken;
     } catch (e) {
       // A fleet id EC2 does not know is no fleet of ours.
-      if (/^InvalidFleetId\./.test(codeOf(e))) return undefined;
+      if (classifyEc2Error(e) === 'not-found') return undefined;
       return translate(e, 'the fleet look-up');
     }
   }

@@ -94,3 +94,10 @@ export const KEY_ATTRIBUTES = [
   'entity',
   'ttl',
 ] as const;
+
+/** An item without the table's own attributes: what the domain sees of a record. */
+export const stripTableAttributes = <T>(item: Record<string, unknown>): T => {
+  const copy = { ...item };
+  for (const k of KEY_ATTRIBUTES) delete copy[k];
+  return copy as T;
+};

@@ -40,8 +40,8 @@ import type {
   IssuedToken,
   LeaseStore,
 } from '../domain/ports.ts';
-import { cancelledAt, errorName, stripTableAttributes, translateDynamoError } from './dynamo-errors.ts';
-import { INDEX, keys } from './keys.ts';
+import { cancelledAt, errorCode as errorName, translateDynamoError } from './errors.ts';
+import { INDEX, keys, stripTableAttributes } from './keys.ts';
 
 type Item = Record<string, unknown>;
 type AnyCommand =

@@ -13,9 +13,9 @@ import {
   ListSchedulesCommand,
   type SchedulerClient,
 } from '@aws-sdk/client-scheduler';
-import { AnnexError, upstreamUnavailable } from '../domain/errors.ts';
 import { expiryFireMinute } from '../domain/lease.ts';
 import { systemClock, type Clock, type ExpirySchedules } from '../domain/ports.ts';
+import { awsErrorKind, translateAwsError } from './errors.ts';
 
 export interface ScheduleTarget {
   group: string;
@@ -25,15 +25,7 @@ export interface ScheduleTarget {
   roleArn: string;
 }
 
-const RETRYABLE = /^(ThrottlingException|InternalServerException|ServiceQuotaExceededException)$/;
-const errorName = (e: unknown): string => (e as { name?: string } | undefined)?.name ?? '';
-
-const translate = (e: unknown, what: string): never => {
-  if (e instanceof AnnexError) throw e;
-  if (RETRYABLE.test(errorName(e)))
-    throw upstreamUnavailable(`EventBridge Scheduler is unavailable (${what})`, e);
-  throw e;
-};
+const translate = (e: unknown, what: string): never => translateAwsError('scheduler', e, what);
 
 /** Expiry rounded up to the whole second: the part of the schedule's name that says which expiry. */
 export const fireAtSeconds = (expiresAt: string): number => Math.ceil(Date.parse(expiresAt) / 1000);
@@ -76,7 +68,7 @@ export class SchedulerExpirySchedules implements ExpirySchedules {
       );
     } catch (e) {
       // The same name is the same expiry of the same annex: already scheduled.
-      if (errorName(e) !== 'ConflictException') translate(e, 'scheduling the expiry');
+      if (awsErrorKind('scheduler', e) !== 'exists') translate(e, 'scheduling the expiry');
     }
   }
 
@@ -86,7 +78,7 @@ export class SchedulerExpirySchedules implements ExpirySchedules {
         new DeleteScheduleCommand({ Name: scheduleName(annexId, expiresAt), GroupName: this.target.group }),
       );
     } catch (e) {
-      if (errorName(e) !== 'ResourceNotFoundException') translate(e, 'cancelling the expiry');
+      if (awsErrorKind('scheduler', e) !== 'not-found') translate(e, 'cancelling the expiry');
     }
   }
 

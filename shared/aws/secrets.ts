@@ -10,18 +10,11 @@ import {
   PutParameterCommand,
   type SSMClient,
 } from '@aws-sdk/client-ssm';
-import { AnnexError, conflict, upstreamUnavailable } from '../domain/errors.ts';
+import { conflict } from '../domain/errors.ts';
 import type { SecretStore } from '../domain/ports.ts';
+import { awsErrorKind, translateAwsError } from './errors.ts';
 
-const RETRYABLE = /^(ThrottlingException|InternalServerError|TooManyUpdates|ServiceUnavailable)$/;
-
-const errorName = (e: unknown): string => (e as { name?: string } | undefined)?.name ?? '';
-
-const translate = (e: unknown, what: string): never => {
-  if (e instanceof AnnexError) throw e;
-  if (RETRYABLE.test(errorName(e))) throw upstreamUnavailable(`SSM is unavailable (${what})`, e);
-  throw e;
-};
+const translate = (e: unknown, what: string): never => translateAwsError('ssm', e, what);
 
 const annexesPath = (stage: string): string => `/annex/${stage}/annexes/`;
 
@@ -67,7 +60,7 @@ export class SsmSecretStore implements SecretStore {
       if (value === undefined) throw conflict('the pool credential is missing; register the pool again');
       return value;
     } catch (e) {
-      if (errorName(e) === 'ParameterNotFound') {
+      if (awsErrorKind('ssm', e) === 'not-found') {
         throw conflict('the pool credential is missing; register the pool again');
       }
       return translate(e, 'reading the pool credential');
@@ -89,7 +82,7 @@ export class SsmSecretStore implements SecretStore {
     try {
       await this.ssm.send(new PutParameterCommand({ ...common, Tags: asTags(tags) }));
     } catch (e) {
-      if (errorName(e) !== 'ParameterAlreadyExists') return translate(e, 'storing the annex credential');
+      if (awsErrorKind('ssm', e) !== 'exists') return translate(e, 'storing the annex credential');
       // A retry of the same annex: its copy exists (tags included); make sure the value is current.
       try {
         await this.ssm.send(new PutParameterCommand({ ...common, Overwrite: true }));
@@ -106,7 +99,7 @@ export class SsmSecretStore implements SecretStore {
         new DeleteParameterCommand({ Name: annexCredentialParameter(this.stage, annexId) }),
       );
     } catch (e) {
-      if (errorName(e) !== 'ParameterNotFound') translate(e, 'deleting the annex credential');
+      if (awsErrorKind('ssm', e) !== 'not-found') translate(e, 'deleting the annex credential');
     }
   }
 

@@ -4,13 +4,10 @@
  * 3 seconds however long the work takes.
  */
 import { InvokeCommand, type LambdaClient } from '@aws-sdk/client-lambda';
-import { AnnexError, upstreamUnavailable } from '../domain/errors.ts';
+import { AnnexError } from '../domain/errors.ts';
 import type { SlackJob } from '../slack/model.ts';
 import type { SlackJobs } from '../slack/ports.ts';
-
-const RETRYABLE =
-  /^(TooManyRequestsException|ServiceException|EC2ThrottledException|ResourceNotReadyException)$/;
-const errorName = (e: unknown): string => (e as { name?: string } | undefined)?.name ?? '';
+import { translateAwsError } from './errors.ts';
 
 export class LambdaSlackJobs implements SlackJobs {
   constructor(
@@ -30,10 +27,7 @@ export class LambdaSlackJobs implements SlackJobs {
       );
       status = out.StatusCode;
     } catch (e) {
-      if (RETRYABLE.test(errorName(e))) throw upstreamUnavailable('Lambda is unavailable (Slack worker)', e);
-      throw new AnnexError('Internal', `could not hand the job to the worker (${errorName(e) || 'error'})`, {
-        cause: e,
-      });
+      translateAwsError('lambda', e, 'Slack worker', { unexpected: 'could not hand the job to the worker' });
     }
     if (status !== 202)
       throw new AnnexError('Internal', `the worker invoke answered ${String(status)}, not 202`);

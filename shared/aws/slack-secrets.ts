@@ -4,13 +4,12 @@
  * module except to its caller, and never appears in an error.
  */
 import { GetParameterCommand, type SSMClient } from '@aws-sdk/client-ssm';
-import { AnnexError, upstreamUnavailable } from '../domain/errors.ts';
+import { AnnexError } from '../domain/errors.ts';
 import type { Clock } from '../domain/ports.ts';
 import type { SlackSecrets } from '../slack/ports.ts';
+import { awsErrorKind, translateAwsError } from './errors.ts';
 
 const CACHE_MS = 5 * 60 * 1000;
-const RETRYABLE = /^(ThrottlingException|InternalServerError|TooManyUpdates|ServiceUnavailable)$/;
-const errorName = (e: unknown): string => (e as { name?: string } | undefined)?.name ?? '';
 
 export class SsmSlackSecrets implements SlackSecrets {
   private readonly cache = new Map<string, { value: string | undefined; until: number }>();
@@ -42,10 +41,8 @@ export class SsmSlackSecrets implements SlackSecrets {
       const out = await this.ssm.send(new GetParameterCommand({ Name: name, WithDecryption: true }));
       value = out.Parameter?.Value;
     } catch (e) {
-      if (errorName(e) !== 'ParameterNotFound') {
-        if (RETRYABLE.test(errorName(e)))
-          throw upstreamUnavailable('SSM is unavailable (Slack parameter)', e);
-        throw new AnnexError('Internal', `could not read a Slack parameter (${errorName(e) || 'error'})`);
+      if (awsErrorKind('ssm', e) !== 'not-found') {
+        translateAwsError('ssm', e, 'Slack parameter', { unexpected: 'could not read a Slack parameter' });
       }
     }
     this.cache.set(name, { value, until: now + CACHE_MS });

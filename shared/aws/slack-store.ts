@@ -14,8 +14,8 @@ import {
 } from '@aws-sdk/lib-dynamodb';
 import type { SlackIdentity, SlackWatch } from '../slack/model.ts';
 import type { SlackStore } from '../slack/ports.ts';
-import { errorName, stripTableAttributes, translateDynamoError } from './dynamo-errors.ts';
-import { keys } from './keys.ts';
+import { awsErrorKind, translateDynamoError } from './errors.ts';
+import { keys, stripTableAttributes } from './keys.ts';
 
 export class DynamoSlackStore implements SlackStore {
   private readonly doc: DynamoDBDocumentClient;
@@ -85,7 +85,7 @@ export class DynamoSlackStore implements SlackStore {
       );
       return 'recorded';
     } catch (e) {
-      if (errorName(e) === 'ConditionalCheckFailedException') return 'replay';
+      if (awsErrorKind('dynamodb', e) === 'condition-failed') return 'replay';
       return translateDynamoError(e, 'recordNonce');
     }
   }
@@ -101,7 +101,7 @@ export class DynamoSlackStore implements SlackStore {
         }),
       );
     } catch (e) {
-      if (errorName(e) !== 'ConditionalCheckFailedException') translateDynamoError(e, 'putWatch');
+      if (awsErrorKind('dynamodb', e) !== 'condition-failed') translateDynamoError(e, 'putWatch');
     }
   }
 
@@ -140,7 +140,7 @@ export class DynamoSlackStore implements SlackStore {
         }),
       );
     } catch (e) {
-      if (errorName(e) !== 'ConditionalCheckFailedException') translateDynamoError(e, 'markWarned');
+      if (awsErrorKind('dynamodb', e) !== 'condition-failed') translateDynamoError(e, 'markWarned');
     }
   }
 
