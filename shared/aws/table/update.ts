@@ -4,8 +4,10 @@
  * `#name` placeholders; each value gets a `:name` placeholder of its own.
  *
  * Why not ElectroDB or DynamoDB Toolbox: the table's writes are a dozen named conditional writes,
- * each in a transaction with others; a builder of ~80 lines covers them and adds nothing to any
- * function's bundle (both libraries bring their own schema layer and add tens of kB minified).
+ * most in a transaction with others, and need no schema layer. Measured with the stack's esbuild
+ * settings (minified ESM) on a DocumentClient update: ElectroDB 3 adds 287 kB (73 kB gzipped),
+ * DynamoDB Toolbox 2 adds 127 kB (27 kB gzipped); this builder and the entity module add under
+ * 0.2 kB to a handler (ec2-events 1,094,675 → 1,094,858 bytes).
  */
 
 /** The reserved words among this table's attribute names (DynamoDB's list has ~570). */
