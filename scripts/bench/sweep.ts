@@ -28,6 +28,7 @@ import { sweep, type SweepDeps, type SweepReport } from '../../shared/domain/swe
 import { sweepSettings } from '../../shared/config.ts';
 import { TAG } from '../../shared/aws/ec2.ts';
 import { DynamoLeaseStore } from '../../shared/aws/leases.ts';
+import { annexItem } from '../../shared/aws/table/entities.ts';
 import type { LocalStack } from '../lib/stack.ts';
 import { CommandRecorder, FakeCloud, type CommandStats } from './instrument.ts';
 import {
@@ -298,7 +299,7 @@ async function seedTable(
   await batchWrite(
     doc,
     tableName,
-    annexes.map((annex) => store['annexItem'](annex)),
+    annexes.map((annex) => annexItem(annex)),
     8,
   );
   const chunks: InstanceRecord[][] = [];
@@ -496,7 +497,7 @@ async function expireSome(
   for (const annex of chosen) {
     const old = annex.expiresAt;
     annex.expiresAt = new Date(Date.now() - 60_000 - Math.floor(Math.random() * 600_000)).toISOString();
-    items.push(store['annexItem'](annex));
+    items.push(annexItem(annex));
     await deps.compute.retag(seeded.instances.get(annex.id) ?? [], { [TAG.expiresAt]: annex.expiresAt });
     await deps.schedules.cancel(annex.id, old);
   }

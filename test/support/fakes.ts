@@ -16,6 +16,7 @@ import type {
   PriceSource,
 } from '../../shared/domain/model.ts';
 import { stateEventKey } from '../../shared/domain/instance-notices.ts';
+import { historyTtl, instanceTtl, lookupTtl } from '../../shared/aws/table/entities.ts';
 import type {
   AddNodesClaim,
   AnnexChanges,
@@ -73,6 +74,11 @@ export class InMemoryLeaseStore implements LeaseStore {
   readonly instanceLookups = new Map<string, string>();
   /** owner|pool → the owner's quota usage record of the pool. */
   readonly usage = new Map<string, PoolUsage>();
+  /**
+   * The DynamoDB TTL (epoch seconds) the table's items would carry, by the rules of
+   * shared/aws/table/entities.ts: `instance|<annex id>|<instance id>` and `lookup|<instance id>`.
+   */
+  readonly ttls = new Map<string, number>();
 
   reset(): void {
     this.faults.reset();
@@ -84,6 +90,7 @@ export class InMemoryLeaseStore implements LeaseStore {
       this.addClaims,
       this.instanceLookups,
       this.usage,
+      this.ttls,
     ])
       m.clear();
     this.events.length = 0;
@@ -209,6 +216,10 @@ export class InMemoryLeaseStore implements LeaseStore {
     for (const i of instances) {
       this.instances.set(`${i.annexId}|${i.instanceId}`, clone(i));
       this.instanceLookups.set(i.instanceId, i.annexId);
+      const ttl = instanceTtl(i);
+      if (ttl === undefined) this.ttls.delete(`instance|${i.annexId}|${i.instanceId}`);
+      else this.ttls.set(`instance|${i.annexId}|${i.instanceId}`, ttl);
+      this.ttls.set(`lookup|${i.instanceId}`, lookupTtl(i));
     }
   }
   async setInstanceStates(annexId: string, ids: string[], state: InstanceState, at: string): Promise<void> {
@@ -223,7 +234,13 @@ export class InMemoryLeaseStore implements LeaseStore {
         updatedAt: at,
         ...(terminatedAt === undefined ? {} : { terminatedAt }),
       });
+      if (state === 'terminated') this.terminated(annexId, id, at);
     }
+  }
+  /** "instance → terminated" on the table: the first end starts the record's history retention. */
+  private terminated(annexId: string, instanceId: string, at: string): void {
+    const key = `instance|${annexId}|${instanceId}`;
+    if (!this.ttls.has(key)) this.ttls.set(key, historyTtl(at));
   }
   async listInstances(annexId: string): Promise<InstanceRecord[]> {
     this.faults.check('listInstances');
@@ -308,7 +325,10 @@ export class InMemoryLeaseStore implements LeaseStore {
         rec.state = notice.state;
         rec.stateEventKey = key;
         rec.updatedAt = notice.at;
-        if (notice.state === 'terminated') rec.terminatedAt ??= notice.at;
+        if (notice.state === 'terminated') {
+          rec.terminatedAt ??= notice.at;
+          this.terminated(annexId, instanceId, notice.at);
+        }
         break;
       }
     }

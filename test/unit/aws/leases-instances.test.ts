@@ -1,12 +1,19 @@
 // The lease table adapter's instance-side calls: the instance → annex lookup written with every
 // instance record, and the conditional writes bootstrap, heartbeat and interruption make.
 import { ConditionalCheckFailedException, DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { BatchWriteCommand, DynamoDBDocumentClient, GetCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import {
+  BatchWriteCommand,
+  DynamoDBDocumentClient,
+  GetCommand,
+  TransactWriteCommand,
+  UpdateCommand,
+} from '@aws-sdk/lib-dynamodb';
 import { mockClient } from 'aws-sdk-client-mock';
 import 'aws-sdk-client-mock-vitest/extend';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { keys } from '../../../shared/aws/keys.ts';
 import { DynamoLeaseStore, HISTORY_RETENTION_SECONDS } from '../../../shared/aws/leases.ts';
+import { lookupTtl } from '../../../shared/aws/table/entities.ts';
 import type { InstanceRecord } from '../../../shared/domain/model.ts';
 import { MOCKED_CLIENT_CONFIG } from '../../support/aws-mocks.ts';
 
@@ -59,6 +66,7 @@ describe('DynamoLeaseStore: instances', () => {
       ...keys.instanceLookup(record(1).instanceId),
       entity: 'instance-lookup',
       annexId: ANNEX_ID,
+      ttl: lookupTtl(record(1)),
     });
   });
 
@@ -149,5 +157,49 @@ describe('DynamoLeaseStore: instances', () => {
       Date.parse('2030-01-01T00:00:00.000Z') / 1000 + HISTORY_RETENTION_SECONDS,
     );
     expect(running?.UpdateExpression).not.toContain('ttl');
+  });
+
+  it('writes a record that is already terminated with its ttl and outside the live index', async () => {
+    // Prepare
+    docMock.on(BatchWriteCommand).resolves({});
+    const ended: InstanceRecord = {
+      ...record(2),
+      state: 'terminated',
+      terminatedAt: '2030-01-02T00:00:00.000Z',
+    };
+
+    // Act
+    await store.putInstances([ended]);
+
+    // Assess
+    const items = docMock.commandCalls(BatchWriteCommand)[0]?.args[0].input.RequestItems?.[TABLE] ?? [];
+    const [item, lookup] = items.map((i) => i.PutRequest?.Item);
+    const ttl = Date.parse('2030-01-02T00:00:00.000Z') / 1000 + HISTORY_RETENTION_SECONDS;
+    expect(item).toMatchObject({ state: 'terminated', ttl });
+    expect(item).not.toHaveProperty('liveInstanceShard');
+    expect(lookup).toMatchObject({ ttl });
+  });
+
+  it('gives a record EC2 reports terminated a ttl and takes it out of the live index, with or without its event', async () => {
+    // Prepare
+    docMock.on(UpdateCommand).resolves({});
+    docMock.on(TransactWriteCommand).resolves({});
+    const notice = { kind: 'state' as const, state: 'terminated' as const, at: '2030-01-01T00:00:00.000Z' };
+    const event = { annexId: ANNEX_ID, at: notice.at, type: 'instance-terminated', message: 'gone' };
+
+    // Act
+    await store.applyInstanceNotice(ANNEX_ID, 'i-0abc', notice);
+    await store.applyInstanceNotice(ANNEX_ID, 'i-0def', notice, event);
+
+    // Assess
+    const alone = docMock.commandCalls(UpdateCommand)[0]?.args[0].input;
+    const withEvent = docMock.commandCalls(TransactWriteCommand)[0]?.args[0].input.TransactItems?.[0]?.Update;
+    for (const update of [alone, withEvent]) {
+      expect(update?.UpdateExpression).toContain('#ttl = if_not_exists(#ttl, :ttl)');
+      expect(update?.UpdateExpression).toContain('REMOVE liveInstanceShard, liveInstanceSk');
+      expect(update?.ExpressionAttributeValues?.[':ttl']).toBe(
+        Date.parse(notice.at) / 1000 + HISTORY_RETENTION_SECONDS,
+      );
+    }
   });
 });

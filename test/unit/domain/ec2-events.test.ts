@@ -1,4 +1,5 @@
 import { beforeEach, describe, expect, it } from 'vitest';
+import { HISTORY_RETENTION_SECONDS } from '../../../shared/aws/table/entities.ts';
 import { createAnnex, type CreateAnnexInput, type LaunchDeps } from '../../../shared/domain/annexes.ts';
 import { handleEc2Event, parseEc2Event } from '../../../shared/domain/ec2-events.ts';
 import { callerOf } from '../../../shared/domain/identity.ts';
@@ -163,6 +164,22 @@ describe('handleEc2Event', () => {
         detail: expect.objectContaining({ instanceId: first, state: 'terminated' }),
       }),
     ]);
+  });
+
+  it('leaves an instance EC2 reports terminated to the table’s history retention, and its lookup too', async () => {
+    // Prepare
+    const { annex, first, ids } = await launched({ replaceInterrupted: false });
+    const second = ids[1] ?? '';
+
+    // Act
+    await deliver('state-change-terminated', first);
+
+    // Assess
+    const endedTtl = clock.now().getTime() / 1000 + HISTORY_RETENTION_SECONDS;
+    expect(store.ttls.get(`instance|${annex.id}|${first}`)).toBe(endedTtl);
+    expect(store.ttls.has(`instance|${annex.id}|${second}`)).toBe(false);
+    expect(store.ttls.get(`lookup|${first}`)).toBeGreaterThan(endedTtl);
+    expect(store.ttls.get(`lookup|${second}`)).toBeGreaterThan(endedTtl);
   });
 
   it('never resurrects a terminated instance with a late running event, nor records it twice', async () => {
