@@ -13,7 +13,7 @@
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { availableParallelism, loadavg, totalmem } from 'node:os';
 import { join } from 'node:path';
-import { repoRoot } from './lib/serverless-config.ts';
+import { repoRoot } from './devstack/serverless-config.ts';
 import { bundleDir, runBundleSection, type BundleSection } from './bench/bundles.ts';
 import { runColdSection, type ColdSection } from './bench/cold.ts';
 import { runEnforcementSection, type EnforcementSection } from './bench/enforcement.ts';

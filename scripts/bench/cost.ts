@@ -8,7 +8,7 @@ import { closeSync, openSync, readFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { loadavg } from 'node:os';
 import { randomUUID } from 'node:crypto';
-import { readServerlessYml, repoRoot } from '../lib/serverless-config.ts';
+import { readServerlessYml, repoRoot } from '../devstack/serverless-config.ts';
 import type { CostRun, FunctionUse, Phase } from './cost-run.ts';
 import type { Outcome } from './report.ts';
 
@@ -356,7 +356,7 @@ export function renderCostSection(outcome: Outcome<CostSection>): { summary: str
     '',
     'Measured (scripts/bench/cost-run.ts, in its own Node process on its own emulators): the **real handlers**, run by',
     'the local runners exactly as in `npm run dev` (the gateway for API routes, the dev runner for rate(1 minute) rules',
-    'and schedules, with the Scheduler’s precision modeled), each invocation metered by `scripts/lib/lambda-meter.ts`',
+    'and schedules, with the Scheduler’s precision modeled), each invocation metered by `scripts/devstack/lambda-meter.ts`',
     '(duration rounded up to the millisecond as Lambda bills it, memory size from serverless.yml, bytes of log lines',
     'written); DynamoDB request units reported by DynamoDB Local for every call (a proxy adds `ReturnConsumedCapacity:',
     'TOTAL`), and KMS requests SSM makes for SecureString puts and decrypting reads (counted at a proxy in front of',

@@ -2,7 +2,7 @@
 // Verdicts are computed from unrounded values.
 import { relative } from 'node:path';
 import { LIVE_SHARDS } from '../../shared/aws/keys.ts';
-import { repoRoot } from '../lib/serverless-config.ts';
+import { repoRoot } from '../devstack/serverless-config.ts';
 import type { Dist, EnforcementSection } from './enforcement.ts';
 import type { SweepRun, SweepSection, VariantResult } from './sweep.ts';
 import { verdict } from './stats.ts';
@@ -157,7 +157,7 @@ export function enforcementSection(outcome: Outcome<EnforcementSection>, command
     '',
     '- **Schedule path** (stage `bench`): `createAnnex` writes the schedule to moto’s EventBridge Scheduler;',
     '  its `at()` names the latest minute that ends by the expiry (`expiryFireMinute`, shared/domain/lease.ts).',
-    '  The dev runner (`startEnforcer` of `scripts/lib/enforcer.ts`, whose `fireDueSchedules()` is called every',
+    '  The dev runner (`startEnforcer` of `scripts/devstack/enforcer.ts`, whose `fireDueSchedules()` is called every',
     '  poll interval exactly as its own timer does) models the Scheduler’s documented precision: a schedule is',
     '  due at a uniformly random point of the minute it names (seeded, fixed per schedule name), not at the',
     '  named second. It then invokes the expire target, here `expireAnnex` with `terminateDeps()`-shaped deps',

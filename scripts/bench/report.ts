@@ -1,7 +1,7 @@
 // Renders BENCHMARKS.md from the measurements. Every verdict is computed from the unrounded value;
 // printed ratios get a third decimal when two would hide which side of the target they are on.
 import { relative } from 'node:path';
-import { repoRoot } from '../lib/serverless-config.ts';
+import { repoRoot } from '../devstack/serverless-config.ts';
 import type { BundleResult, BundleSection } from './bundles.ts';
 import type { ColdSection } from './cold.ts';
 import type { EnforcementSection } from './enforcement.ts';

@@ -28,7 +28,7 @@ import { sweep, type SweepDeps, type SweepReport } from '../../shared/domain/swe
 import { sweepSettings } from '../../shared/config.ts';
 import { TAG } from '../../shared/aws/ec2.ts';
 import { DynamoLeaseStore } from '../../shared/aws/leases.ts';
-import type { LocalStack } from '../lib/stack.ts';
+import type { LocalStack } from '../devstack/stack.ts';
 import { CommandRecorder, FakeCloud, type CommandStats } from './instrument.ts';
 import {
   addStage,
