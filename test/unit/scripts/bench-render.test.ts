@@ -1,0 +1,102 @@
+// BENCHMARKS.md is rendered from the benchmark's measurements (results JSON) and a template that holds
+// the report's prose. The fixture carries the numbers of the committed BENCHMARKS.md for the sections
+// it measures (2, 3, 6) and marks the others not run or failed, so rendering it must reproduce those
+// sections of the committed report verbatim and every section heading in the same order.
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { repoRoot } from '../../../scripts/devstack/serverless-config.ts';
+import { fillTemplate, renderBenchmarks, templateFile } from '../../../scripts/bench/render.ts';
+import type { BenchResults } from '../../../scripts/bench/results.ts';
+
+const fixture = (): BenchResults =>
+  JSON.parse(
+    readFileSync(join(import.meta.dirname, 'fixtures', 'bench-results.json'), 'utf8').replaceAll(
+      '/REPO/',
+      `${repoRoot}/`,
+    ),
+  ) as BenchResults;
+const template = (): string => readFileSync(templateFile, 'utf8');
+const committed = (): string => readFileSync(join(repoRoot, 'BENCHMARKS.md'), 'utf8');
+
+/** The text of the `## ` section whose heading starts with `heading`, up to the next `## `. */
+function section(report: string, heading: string): string {
+  const start = report.indexOf(`\n## ${heading}`);
+  if (start < 0) throw new Error(`no section ${heading}`);
+  const end = report.indexOf('\n## ', start + 1);
+  return report.slice(start, end < 0 ? undefined : end);
+}
+
+const headings = (report: string, level: string): string[] =>
+  report.split('\n').filter((line) => line.startsWith(`${level} `));
+
+describe('rendering BENCHMARKS.md from results', () => {
+  it('reproduces the committed report’s header, cold-import, latency and CLI sections from their numbers', () => {
+    // Prepare
+    const results = fixture();
+
+    // Act
+    const report = renderBenchmarks(results, template());
+
+    // Assess
+    const header = (text: string): string => text.slice(0, text.indexOf('\n## Summary'));
+    expect(header(report)).toBe(header(committed()));
+    for (const name of ['2. Cold import time', '3. API latency vs direct SDK calls', '6. CLI start-up']) {
+      expect(section(report, name)).toBe(section(committed(), name));
+    }
+  });
+
+  it('keeps every top-level section of the committed report, in order, whether measured or not', () => {
+    // Prepare
+    const results = fixture();
+
+    // Act
+    const report = renderBenchmarks(results, template());
+
+    // Assess
+    expect(headings(report, '##')).toEqual(headings(committed(), '##'));
+    expect(section(report, '1. Bundle size')).toContain('_Not run in this invocation (`--only`)._');
+    expect(section(report, '5. Sweep cost')).toContain('**This section failed**');
+    expect(section(report, '5. Sweep cost')).toContain('Error: emulator gone');
+  });
+
+  it('puts the CLI’s and the cost’s rows into the summary table, before the notes under it', () => {
+    // Prepare
+    const results = fixture();
+
+    // Act
+    const summary = section(renderBenchmarks(results, template()), 'Summary');
+
+    // Assess
+    const lines = summary.split('\n');
+    const cliRow = lines.findIndex((l) => l.startsWith('| `annex --help` ≤ 150 ms'));
+    const costRow = lines.findIndex((l) => l.startsWith('| Control plane at rest'));
+    const note = lines.findIndex((l) => l.startsWith('✗ marks'));
+    expect(cliRow).toBeGreaterThan(0);
+    expect(costRow).toBe(cliRow + 1);
+    expect(lines[costRow + 1]).toBe('');
+    expect(note).toBe(costRow + 2);
+    expect(lines[cliRow]).toContain('median 106.8 ms (p90 146.3 ms)');
+  });
+});
+
+describe('the report template', () => {
+  it('replaces each {{name}} once, leaving text that merely looks like a placeholder in a value alone', () => {
+    // Prepare
+    const text = 'a {{x}} b {{y}}\n';
+
+    // Act
+    const filled = fillTemplate(text, { x: '{{y}}', y: '2' });
+
+    // Assess
+    expect(filled).toBe('a {{y}} b 2');
+  });
+
+  it('refuses a name the renderer does not compute', () => {
+    expect(() => fillTemplate('{{missing}}', {})).toThrow(/\{\{missing\}\}/);
+  });
+
+  it('refuses to drop a computed section the template does not place', () => {
+    expect(() => fillTemplate('{{a}}', { a: '1', b: '2' })).toThrow(/\{\{b\}\}/);
+  });
+});
