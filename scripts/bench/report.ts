@@ -144,18 +144,9 @@ const contributorCell = (r: BundleResult, index: number): string => {
 };
 
 function bundleSection(outcome: Outcome<BundleSection>): string {
-  const head = [
-    '## 1. Bundle size per function',
-    '',
-    'Each function of `serverless.yml` bundled with esbuild’s JS API and the options of `custom.esbuild`',
-    'read from that file, with `metafile: true`. The **bare-clients baseline** of a function is an entry',
-    'that imports exactly the names our source files (those in the bundle’s metafile) import from the',
-    '`@aws-sdk/client-*` and `@aws-sdk/lib-dynamodb` packages in the bundle, instantiates each client and',
-    'exports every imported name, bundled with the same options. Sizes are minified bytes on disk.',
-    '',
-  ];
+  // The heading and the method (## 1) are in the template.
   const failed = failedOrSkipped(outcome);
-  if (failed !== undefined) return [...head, failed].join('\n');
+  if (failed !== undefined) return failed;
   if (!outcome.ok) return '';
   const { options, ignoredKeys, results } = outcome.value;
   const lines = [
