@@ -40,6 +40,8 @@ export function renderBenchmarks(results: BenchResults, template: string): strin
     ...reportFragments(results, [cli.summary, cost.summary]),
     cli: cli.section,
     cost: cost.section,
+    costPrices: cost.prices,
+    costStoragePrice: cost.storagePrice,
   });
 }
 

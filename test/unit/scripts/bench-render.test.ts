@@ -60,6 +60,37 @@ describe('rendering BENCHMARKS.md from results', () => {
     expect(section(report, '5. Sweep cost')).toContain('Error: emulator gone');
   });
 
+  it('gives the sections it has no numbers for the committed report’s method prose, word for word', () => {
+    // Prepare
+    const results = fixture();
+    const notRun = '_Not run in this invocation (`--only`)._\n';
+
+    // Act
+    const report = renderBenchmarks(results, template());
+
+    // Assess
+    for (const name of ['1. Bundle size', '4. Enforcement latency']) {
+      const method = section(report, name).replace(notRun, '');
+      expect(section(committed(), name).startsWith(method)).toBe(true);
+    }
+    const sweep = section(report, '5. Sweep cost');
+    const sweepMethod = sweep.slice(0, sweep.indexOf('**This section failed**'));
+    expect(section(committed(), '5. Sweep cost').startsWith(sweepMethod)).toBe(true);
+    // The method paragraph of section 7, from "Measured (" up to the measured numbers ("Command: ").
+    const costMethod = (text: string): string =>
+      text
+        .slice(
+          text.indexOf('\nMeasured ('),
+          text.indexOf('\nCommand: ') < 0 ? undefined : text.indexOf('\nCommand: '),
+        )
+        .trimEnd();
+    const cost = section(report, '7. What it costs');
+    expect(cost).toContain('\n\nnot run\n\nMeasured (');
+    expect(costMethod(cost)).toBe(
+      costMethod(section(committed(), '7. What it costs')).replace('$0.25/GB-month', 'priced per GB-month'),
+    );
+  });
+
   it('puts the CLI’s and the cost’s rows into the summary table, before the notes under it', () => {
     // Prepare
     const results = fixture();
