@@ -13,6 +13,7 @@ import {
   sweepSummaryRows,
 } from './report-enforcement.ts';
 import type { SweepSection } from './sweep.ts';
+import type { BenchResults } from './results.ts';
 import { bytes, ms, ratio, verdict } from './stats.ts';
 
 export const TARGETS = { bundle: 1.15, cold: 1.15, latency: 1.2 } as const;
@@ -346,14 +347,7 @@ function latencySection(outcome: Outcome<LatencySection>): string {
 
 /** The report's values and computed sections, by the names BENCHMARKS.template.md gives them. */
 export function reportFragments(
-  results: {
-    notes: MachineNotes;
-    bundles: Outcome<BundleSection>;
-    cold: Outcome<ColdSection>;
-    latency: Outcome<LatencySection>;
-    enforcement: Outcome<EnforcementSection>;
-    sweep: Outcome<SweepSection>;
-  },
+  results: Omit<BenchResults, 'cli' | 'cost'>,
   extraSummaryRows: readonly string[],
 ): Record<string, string> {
   const { notes, bundles, cold, latency, enforcement, sweep } = results;
