@@ -1,7 +1,8 @@
 // BENCHMARKS.md is rendered from the benchmark's measurements (results JSON) and a template that holds
 // the report's prose. The fixture carries the numbers of the committed BENCHMARKS.md for the sections
-// it measures (2, 3, 6) and marks the others not run or failed, so rendering it must reproduce those
-// sections of the committed report verbatim and every section heading in the same order.
+// it measures (2, 3, 6, 7) and marks the others not run or failed, so rendering it must reproduce those
+// sections of the committed report verbatim (their tables and ### headings included), the method prose
+// of the others, and every section heading in the same order.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -31,7 +32,7 @@ const headings = (report: string, level: string): string[] =>
   report.split('\n').filter((line) => line.startsWith(`${level} `));
 
 describe('rendering BENCHMARKS.md from results', () => {
-  it('reproduces the committed report’s header, cold-import, latency and CLI sections from their numbers', () => {
+  it('reproduces the committed report’s header, cold-import, latency, CLI and cost sections from their numbers', () => {
     // Prepare
     const results = fixture();
 
@@ -41,7 +42,12 @@ describe('rendering BENCHMARKS.md from results', () => {
     // Assess
     const header = (text: string): string => text.slice(0, text.indexOf('\n## Summary'));
     expect(header(report)).toBe(header(committed()));
-    for (const name of ['2. Cold import time', '3. API latency vs direct SDK calls', '6. CLI start-up']) {
+    for (const name of [
+      '2. Cold import time',
+      '3. API latency vs direct SDK calls',
+      '6. CLI start-up',
+      '7. What it costs',
+    ]) {
       expect(section(report, name)).toBe(section(committed(), name));
     }
   });
@@ -76,19 +82,43 @@ describe('rendering BENCHMARKS.md from results', () => {
     const sweep = section(report, '5. Sweep cost');
     const sweepMethod = sweep.slice(0, sweep.indexOf('**This section failed**'));
     expect(section(committed(), '5. Sweep cost').startsWith(sweepMethod)).toBe(true);
-    // The method paragraph of section 7, from "Measured (" up to the measured numbers ("Command: ").
-    const costMethod = (text: string): string =>
+  });
+
+  it('keeps the cost method prose when the cost section was not run, without the prices it was not given', () => {
+    // Prepare
+    const results: BenchResults = { ...fixture(), cost: { ok: false, skipped: true } };
+    const method = (text: string): string =>
       text
         .slice(
           text.indexOf('\nMeasured ('),
           text.indexOf('\nCommand: ') < 0 ? undefined : text.indexOf('\nCommand: '),
         )
         .trimEnd();
-    const cost = section(report, '7. What it costs');
-    expect(cost).toContain('\n\nnot run\n\nMeasured (');
-    expect(costMethod(cost)).toBe(
-      costMethod(section(committed(), '7. What it costs')).replace('$0.25/GB-month', 'priced per GB-month'),
+
+    // Act
+    const cost = section(renderBenchmarks(results, template()), '7. What it costs');
+
+    // Assess
+    expect(cost).toContain('## 7. What it costs\n\nnot run\n\nMeasured (');
+    expect(method(cost)).toBe(
+      method(section(committed(), '7. What it costs')).replace('$0.25/GB-month', 'priced per GB-month'),
     );
+  });
+
+  it('puts the summary row of each measured section into the summary table as the committed report has it', () => {
+    // Prepare
+    const results = fixture();
+
+    // Act
+    const summary = section(renderBenchmarks(results, template()), 'Summary').split('\n');
+
+    // Assess
+    const committedRows = section(committed(), 'Summary').split('\n');
+    for (const start of ['| Cold import', '| API p50', '| `annex --help`', '| Control plane at rest']) {
+      const row = summary.find((l) => l.startsWith(start));
+      expect(row).toBeDefined();
+      expect(row).toBe(committedRows.find((l) => l.startsWith(start)));
+    }
   });
 
   it('puts the CLI’s and the cost’s rows into the summary table, before the notes under it', () => {
