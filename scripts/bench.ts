@@ -1,5 +1,7 @@
 // `npm run bench`: measures bundle size, cold import time and API latency of the Annex functions
-// and writes BENCHMARKS.md (overwriting it). Progress goes to stderr. Sections:
+// writes the measurements to .bench/results.json and renders BENCHMARKS.md from them (overwriting it;
+// `npm run bench:render` renders it again from that file, scripts/bench/render.ts). Progress goes to
+// stderr. Sections:
 //   1. bundles  — esbuild per function vs a bare-AWS-SDK-clients baseline (scripts/bench/bundles.ts)
 //   2. cold     — cold import time of those bundles in fresh Node processes (scripts/bench/cold.ts)
 //   3. latency  — API through the local stack vs the same SDK calls made directly (scripts/bench/latency.ts)
@@ -10,18 +12,20 @@
 //   7. cost     — the control plane's monthly cost at rest and per annex-hour, from metered local runs of
 //                 the real handlers and AWS list prices (scripts/bench/cost.ts; ~4 min)
 // `--only=bundles,cold` runs a subset (cold needs bundles); the skipped sections are marked as such.
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { availableParallelism, loadavg, totalmem } from 'node:os';
 import { join } from 'node:path';
-import { repoRoot } from './lib/serverless-config.ts';
+import { repoRoot } from './devstack/serverless-config.ts';
 import { bundleDir, runBundleSection, type BundleSection } from './bench/bundles.ts';
 import { runColdSection, type ColdSection } from './bench/cold.ts';
 import { runEnforcementSection, type EnforcementSection } from './bench/enforcement.ts';
 import { runLatencySection, type LatencySection } from './bench/latency.ts';
 import { runSweepSection, type SweepSection } from './bench/sweep.ts';
-import { renderCliSection, runCliSection } from './bench/cli.ts';
-import { renderCostSection, runCostSection, type CostSection } from './bench/cost.ts';
-import { renderReport, type MachineNotes, type Outcome } from './bench/report.ts';
+import { runCliSection } from './bench/cli.ts';
+import { runCostSection, type CostSection } from './bench/cost.ts';
+import { reportFile, writeBenchmarks } from './bench/render.ts';
+import { type MachineNotes, type Outcome } from './bench/report.ts';
+import { resultsFile, writeResults, type BenchResults } from './bench/results.ts';
 
 const SECTIONS = ['bundles', 'cold', 'latency', 'enforcement', 'sweep', 'cli', 'cost'] as const;
 type Section = (typeof SECTIONS)[number];
@@ -172,17 +176,12 @@ async function main(): Promise<number> {
     totalSeconds: (Date.now() - startedAt) / 1000,
   };
   notes.versions.moto = motoVersion();
-  const file = join(repoRoot, 'BENCHMARKS.md');
-  // The CLI's and the cost's rows join the summary table (before the blank line that ends it); their
-  // sections go last.
-  const report = renderReport(notes, bundles, cold, latency, enforcement, sweep);
-  const cliReport = renderCliSection(cli);
-  const costReport = renderCostSection(cost);
-  const tableEnd = report.indexOf('\n\n', report.indexOf('## Summary') + '## Summary\n\n'.length);
-  writeFileSync(
-    file,
-    `${report.slice(0, tableEnd)}\n${cliReport.summary}\n${costReport.summary}${report.slice(tableEnd)}\n${cliReport.section}\n${costReport.section}`,
-  );
+  // The measurements first, as data; the report is rendered from them alone (render.ts).
+  const results: BenchResults = { notes, bundles, cold, latency, enforcement, sweep, cli, cost };
+  writeResults(results);
+  log(`wrote ${resultsFile}`);
+  writeBenchmarks(results);
+  const file = reportFile;
   log(`wrote ${file}`);
   const failed = [bundles, cold, latency, enforcement, sweep, cli, cost].some(
     (o) => !o.ok && !('skipped' in o),

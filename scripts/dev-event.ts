@@ -1,5 +1,5 @@
 // `npm run dev:event -- <kind> <instance id | annex name>`: hands the local stack an EC2 event that
-// moto can never produce; for an annex name, to the first of its running instances (by its tags). The dev runner (scripts/lib/enforcer.ts) delivers files dropped into
+// moto can never produce; for an annex name, to the first of its running instances (by its tags). The dev runner (scripts/devstack/enforcer.ts) delivers files dropped into
 // .annex/events to the functions whose EventBridge pattern matches, as EventBridge would.
 //   spot-warning  EC2 Spot Instance Interruption Warning (instance-action terminate)
 //   rebalance     EC2 Instance Rebalance Recommendation
@@ -9,7 +9,7 @@ import { randomUUID } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DescribeInstancesCommand, EC2Client, TerminateInstancesCommand } from '@aws-sdk/client-ec2';
-import { repoRoot } from './lib/serverless-config.ts';
+import { repoRoot } from './devstack/serverless-config.ts';
 
 const DETAIL_TYPES = {
   'spot-warning': 'EC2 Spot Instance Interruption Warning',

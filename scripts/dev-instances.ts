@@ -6,9 +6,9 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DescribeInstancesCommand, EC2Client } from '@aws-sdk/client-ec2';
-import { loadDevUsers } from './lib/dev-users.ts';
-import { repoRoot } from './lib/serverless-config.ts';
-import { apiClient } from './lib/stack.ts';
+import { loadDevUsers } from './devstack/dev-users.ts';
+import { repoRoot } from './devstack/serverless-config.ts';
+import { apiClient } from './devstack/stack.ts';
 import { decodeToken } from '../shared/domain/idtokens.ts';
 
 const env = Object.fromEntries(

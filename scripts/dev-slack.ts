@@ -14,9 +14,9 @@ import {
   interactionBody,
   slackHeaders,
   slashCommandBody,
-} from './lib/slack-dev.ts';
-import type { SlackDelivery } from './lib/slack-standin.ts';
-import { repoRoot } from './lib/serverless-config.ts';
+} from './devstack/slack-dev.ts';
+import type { SlackDelivery } from './devstack/slack-standin.ts';
+import { repoRoot } from './devstack/serverless-config.ts';
 
 const env = (name: string): string => {
   const file = join(repoRoot, '.annex', 'dev.env');

@@ -4,18 +4,18 @@
 // `tokens` pool (IDTOKENS), writes
 // .annex/dev.env and .annex/dev-users.json, and prints how to use it. Each EC2 instance it
 // launches runs the real image/annex-boot and image/annex-agent against a fake IMDS, with a
-// stand-in for HTCondor (scripts/lib/instance-runner.ts; `--no-instances` or ANNEX_DEV_INSTANCES=off
+// stand-in for HTCondor (scripts/devstack/instance-runner.ts; `--no-instances` or ANNEX_DEV_INSTANCES=off
 // turns that off). Ctrl-C stops everything.
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { defaultDevUserName, writeDevUsers } from './lib/dev-users.ts';
-import { startEmulators } from './lib/emulators.ts';
-import { repoRoot } from './lib/serverless-config.ts';
-import { startEnforcer, type Enforcer } from './lib/enforcer.ts';
-import { startInstanceRunner, type InstanceRunner } from './lib/instance-runner.ts';
-import { startSlackDev, type SlackDev } from './lib/slack-dev.ts';
-import { startLocalStack } from './lib/stack.ts';
+import { defaultDevUserName, writeDevUsers } from './devstack/dev-users.ts';
+import { startEmulators } from './devstack/emulators.ts';
+import { repoRoot } from './devstack/serverless-config.ts';
+import { startEnforcer, type Enforcer } from './devstack/enforcer.ts';
+import { startInstanceRunner, type InstanceRunner } from './devstack/instance-runner.ts';
+import { startSlackDev, type SlackDev } from './devstack/slack-dev.ts';
+import { startLocalStack } from './devstack/stack.ts';
 
 const port = (name: string, fallback: number): number => {
   const raw = process.env[name];

@@ -5,7 +5,7 @@
 import { build, type BuildOptions, type Metafile } from 'esbuild';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
-import { readServerlessYml, repoRoot } from '../lib/serverless-config.ts';
+import { readServerlessYml, repoRoot } from '../devstack/serverless-config.ts';
 
 export const bundleDir = join(repoRoot, '.bench', 'bundles');
 

@@ -10,7 +10,7 @@ export const renderCliSection = (outcome: Outcome<HelpStartup>): { summary: stri
     const why = 'skipped' in outcome ? 'not run' : `failed: ${outcome.error.split('\n')[0] ?? ''}`;
     return {
       summary: `| \`annex --help\` ≤ 150 ms, side by side with \`node -e ''\` | ${why} | — |`,
-      section: `## 6. CLI start-up\n\n${why}\n`,
+      section: `${why}\n`,
     };
   }
   const h = outcome.value;
@@ -20,9 +20,8 @@ export const renderCliSection = (outcome: Outcome<HelpStartup>): { summary: stri
       `| \`annex --help\` ≤ ${h.budgetMs} ms, side by side with \`node -e ''\` | median ${h.annexHelp.medianMs} ms ` +
       `(p90 ${h.annexHelp.p90Ms} ms); \`node -e ''\` median ${h.nodeBaseline.medianMs} ms; annex adds ` +
       `${h.overheadMedianMs} ms (p90 ${h.overheadP90Ms} ms) | ${met ? 'met' : '**missed**'} |`,
+    // The heading (## 6) is in the template.
     section: [
-      '## 6. CLI start-up',
-      '',
       `\`node cli/bin/annex.js --help\` (what npm links as \`annex\`) and \`node -e ''\` (Node's own start-up, the`,
       `floor), spawned alternately ${h.annexHelp.runs} times each; wall time of the whole process, spawn to exit`,
       '(cli/bench/help-startup.ts). `--help` loads no AWS SDK code (an e2e test guards it).',

@@ -1,6 +1,6 @@
 // The measuring half of the cost section (scripts/bench/cost.ts runs it in a fresh Node process, so
 // the handlers' cached SDK clients are built for these emulators). On new emulators, behind
-// counting proxies (wire-meter.ts), with every handler metered (scripts/lib/lambda-meter.ts), it
+// counting proxies (wire-meter.ts), with every handler metered (scripts/devstack/lambda-meter.ts), it
 // drives the real handlers the way AWS would:
 //   1. at rest: no annex; the rate(1 minute) functions run `ticks` times each, as their rules fire
 //      them: the sweep, then (measured apart: its rule runs only where Slack is configured) the Slack
@@ -14,11 +14,11 @@
 // scripts/bench/cost-at-rest-before.json was measured). Handler logs go to stdout (the parent sends them to
 // a file).
 import { writeFileSync } from 'node:fs';
-import { startEmulators } from '../lib/emulators.ts';
-import { startEnforcer } from '../lib/enforcer.ts';
-import { moduleHandlerLoader, readHttpRoutes } from '../lib/gateway.ts';
-import { LambdaMeter, type MeteredInvocation } from '../lib/lambda-meter.ts';
-import { startLocalStack, type LocalStack } from '../lib/stack.ts';
+import { startEmulators } from '../devstack/emulators.ts';
+import { startEnforcer } from '../devstack/enforcer.ts';
+import { moduleHandlerLoader, readHttpRoutes } from '../devstack/gateway.ts';
+import { LambdaMeter, type MeteredInvocation } from '../devstack/lambda-meter.ts';
+import { startLocalStack, type LocalStack } from '../devstack/stack.ts';
 import { diff, startWireMeter, type WireCounts, type WireMeter } from './wire-meter.ts';
 
 export interface FunctionUse {

@@ -8,7 +8,7 @@ import { closeSync, openSync, readFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { loadavg } from 'node:os';
 import { randomUUID } from 'node:crypto';
-import { readServerlessYml, repoRoot } from '../lib/serverless-config.ts';
+import { readServerlessYml, repoRoot } from '../devstack/serverless-config.ts';
 import type { CostRun, FunctionUse, Phase } from './cost-run.ts';
 import type { Outcome } from './report.ts';
 
@@ -335,12 +335,23 @@ const fnRows = (functions: Record<string, FunctionUse>, ticks: number): string[]
 /** At rest (no annex) the control plane should cost about nothing: under $0.25 a month. */
 export const AT_REST_TARGET_USD = 0.25;
 
-export function renderCostSection(outcome: Outcome<CostSection>): { summary: string; section: string } {
+export interface CostRendering {
+  summary: string;
+  /** The price book's line: file, region, date, and its note. */
+  prices: string;
+  /** DynamoDB storage price, named in the template's list of what is not counted. */
+  storagePrice: string;
+  section: string;
+}
+
+export function renderCostSection(outcome: Outcome<CostSection>): CostRendering {
   if (!outcome.ok) {
     const why = 'skipped' in outcome ? 'not run' : `failed: ${outcome.error.split('\n')[0] ?? ''}`;
     return {
       summary: `| Control plane at rest ≈ $0 a month (≤ $${AT_REST_TARGET_USD}), cost per annex-hour | ${why} | — |`,
-      section: `## 7. What it costs\n\n${why}\n`,
+      prices: why,
+      storagePrice: 'priced per GB-month',
+      section: '',
     };
   }
   const c = outcome.value;
@@ -348,26 +359,9 @@ export function renderCostSection(outcome: Outcome<CostSection>): { summary: str
   const p = c.prices;
   const met = c.atRest.monthly.total <= AT_REST_TARGET_USD;
   const hour = (live: number) => c.annexHours.find((h) => h.live === live);
+  // The heading and the method (## 7) are in the template; the price book's line and the storage price
+  // it names are filled in from the results.
   const lines = [
-    '## 7. What it costs',
-    '',
-    `Prices: ${code(rel(priceBookFile))}, ${p.region}, list prices as of ${p.asOf} (${p.currency}; free tiers not applied).`,
-    p.note,
-    '',
-    'Measured (scripts/bench/cost-run.ts, in its own Node process on its own emulators): the **real handlers**, run by',
-    'the local runners exactly as in `npm run dev` (the gateway for API routes, the dev runner for rate(1 minute) rules',
-    'and schedules, with the Scheduler’s precision modeled), each invocation metered by `scripts/lib/lambda-meter.ts`',
-    '(duration rounded up to the millisecond as Lambda bills it, memory size from serverless.yml, bytes of log lines',
-    'written); DynamoDB request units reported by DynamoDB Local for every call (a proxy adds `ReturnConsumedCapacity:',
-    'TOTAL`), and KMS requests SSM makes for SecureString puts and decrypting reads (counted at a proxy in front of',
-    'moto). Lambda duration here is this machine’s, against local emulators: on AWS each SDK call has a network round',
-    'trip instead, so read the Lambda column as an order of magnitude. CloudWatch Logs: the bytes each function wrote,',
-    'the runtime’s START/END/REPORT lines, one access-log line per API request (framework default format), ingested',
-    'and stored for a month (30-day retention). Not counted: EC2 (the instances themselves are the user’s cost, see',
-    '[Cost and budget](README.md#cost-and-budget)); EC2, SSM standard and Scheduler API calls (no charge); the',
-    'table’s storage (a few KB per annex; $' +
-      `${p.items.dynamoStorageGbMonth.usd}/GB-month); DynamoDB’s own KMS calls for the table key (cached by DynamoDB).`,
-    '',
     `Command: \`npm run bench -- --only=cost\` (part of \`npm run bench\`); took ${sec(c.elapsedMs, 0)}; 1-minute load average`,
     `${c.load.start.toFixed(2)} → ${c.load.end.toFixed(2)}. Handler logs: ${code(rel(c.logFile))}.`,
     '',
@@ -427,6 +421,8 @@ export function renderCostSection(outcome: Outcome<CostSection>): { summary: str
   const h1 = hour(1);
   const h10k = hour(10_000);
   return {
+    prices: `Prices: ${code(rel(priceBookFile))}, ${p.region}, list prices as of ${p.asOf} (${p.currency}; free tiers not applied).\n${p.note}`,
+    storagePrice: `$${p.items.dynamoStorageGbMonth.usd}/GB-month`,
     summary:
       `| Control plane at rest ≈ $0 a month (≤ $${AT_REST_TARGET_USD}, ${p.region} list prices of ${p.asOf}); per annex-hour | ` +
       `at rest ${usd(c.atRest.monthly.total)}/month${c.before === undefined ? '' : ` (before: ${usd(c.before.atRest.total)})`}; ` +

@@ -3,7 +3,7 @@
 //
 // (a) schedule path (stage `bench`): the per-annex schedule that createAnnex writes to moto's
 //     EventBridge Scheduler (`at()` names the latest minute that ends by the expiry) is fired by the
-//     dev runner (`startEnforcer`, scripts/lib/enforcer.ts: `fireDueSchedules()` every `pollMs`, as
+//     dev runner (`startEnforcer`, scripts/devstack/enforcer.ts: `fireDueSchedules()` every `pollMs`, as
 //     its timer does) at a seeded, uniformly random point of that minute, as the Scheduler fires
 //     (its documented precision); the expire target is `expireAnnex` with the deps and the wait the
 //     expire handler passes (`terminateDeps()`, sleep until the exact second), on clients this
@@ -28,8 +28,8 @@ import { EXPIRY_MAX_WAIT_SECONDS } from '../../shared/domain/lease.ts';
 import { scheduleName } from '../../shared/aws/schedules.ts';
 import { sweep, type SweepReport } from '../../shared/domain/sweep.ts';
 import { logger } from '../../shared/log.ts';
-import { atTime, startEnforcer } from '../lib/enforcer.ts';
-import type { GatewayHandler } from '../lib/gateway.ts';
+import { atTime, startEnforcer } from '../devstack/enforcer.ts';
+import type { GatewayHandler } from '../devstack/gateway.ts';
 import { CommandRecorder } from './instrument.ts';
 import {
   addStage,

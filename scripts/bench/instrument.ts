@@ -3,7 +3,7 @@
 // EC2, SSM and EventBridge Scheduler that answers the few commands the sweep sends, for sizes
 // moto cannot hold (see scripts/bench/sweep.ts). Both sit at the `initialize` step: the adapters
 // under test (shared/aws/*) run unchanged above them.
-import { addInitializeMiddleware, type InitializeMiddleware } from '../lib/sdk-middleware.ts';
+import { addInitializeMiddleware, type InitializeMiddleware } from '../devstack/sdk-middleware.ts';
 
 /** Any AWS SDK v3 client, as far as adding a middleware goes. */
 export interface InstrumentableClient {

@@ -10,8 +10,8 @@ import type { APIGatewayProxyEventV2WithIAMAuthorizer, Context } from 'aws-lambd
 import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import type { Caller } from '../../shared/domain/model.ts';
-import { startEmulators, type Emulators } from '../lib/emulators.ts';
-import { startLocalStack, type LocalStack } from '../lib/stack.ts';
+import { startEmulators, type Emulators } from '../devstack/emulators.ts';
+import { startLocalStack, type LocalStack } from '../devstack/stack.ts';
 import { redirectStdout } from './local.ts';
 import { median, percentile } from './stats.ts';
 

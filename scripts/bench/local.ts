@@ -24,9 +24,9 @@ import { SchedulerExpirySchedules } from '../../shared/aws/schedules.ts';
 import { putPool } from '../../shared/domain/pools.ts';
 import { logger } from '../../shared/log.ts';
 import { sweepSettings } from '../../shared/config.ts';
-import { startEmulators, type Emulators } from '../lib/emulators.ts';
-import { startLocalStack, type LocalStack } from '../lib/stack.ts';
-import { createLeaseTable } from '../lib/table.ts';
+import { startEmulators, type Emulators } from '../devstack/emulators.ts';
+import { startLocalStack, type LocalStack } from '../devstack/stack.ts';
+import { createLeaseTable } from '../devstack/table.ts';
 
 /**
  * The handlers log JSON lines to stdout, as in Lambda. During a section they go to a file instead

@@ -2,7 +2,7 @@
 // Verdicts are computed from unrounded values.
 import { relative } from 'node:path';
 import { LIVE_SHARDS } from '../../shared/aws/keys.ts';
-import { repoRoot } from '../lib/serverless-config.ts';
+import { repoRoot } from '../devstack/serverless-config.ts';
 import type { Dist, EnforcementSection } from './enforcement.ts';
 import type { SweepRun, SweepSection, VariantResult } from './sweep.ts';
 import { verdict } from './stats.ts';
@@ -144,39 +144,14 @@ export function sweepSummaryRows(outcome: Outcome<SweepSection>): string[] {
 
 export function enforcementSection(outcome: Outcome<EnforcementSection>, command: string): string {
   const t = ENFORCEMENT_TARGETS;
-  const head = [
-    '## 4. Enforcement latency: lease expiry → TerminateInstances',
-    '',
-    'Real time on DynamoDB Local + moto (started by the benchmark; `startLocalStack`, `maxAttempts: 1`), with',
-    'the real domain code and adapters (`createAnnex`, `expireAnnex`, `sweep`; DynamoLeaseStore, Ec2Compute,',
-    'SsmSecretStore, SchedulerExpirySchedules) on SDK clients built like the handlers’ (see',
-    '`scripts/bench/local.ts` for why the handlers’ own cached clients are not used). The latency of an annex',
-    'is **the moment the first TerminateInstances naming its instances is sent** (an SDK middleware on the EC2',
-    'client timestamps it) **minus its `expiresAt`**. Two paths run side by side, in two stages of the same',
-    'emulators (own lease table and schedule group each), so neither can end the other’s annexes:',
-    '',
-    '- **Schedule path** (stage `bench`): `createAnnex` writes the schedule to moto’s EventBridge Scheduler;',
-    '  its `at()` names the latest minute that ends by the expiry (`expiryFireMinute`, shared/domain/lease.ts).',
-    '  The dev runner (`startEnforcer` of `scripts/lib/enforcer.ts`, whose `fireDueSchedules()` is called every',
-    '  poll interval exactly as its own timer does) models the Scheduler’s documented precision: a schedule is',
-    '  due at a uniformly random point of the minute it names (seeded, fixed per schedule name), not at the',
-    '  named second. It then invokes the expire target, here `expireAnnex` with `terminateDeps()`-shaped deps',
-    '  and the wait the expire handler passes: sleep until the exact second of the expiry, re-read, end.',
-    '- **Sweep-only path** (stage `benchsw`): the schedules exist but nothing fires them; `sweep()` with the',
-    '  reaper’s deps runs every 60 s (`rate(1 minute)`), the first tick at a random phase after the first',
-    '  create. Annexes that on-cadence ticks end are measured end to end. Annexes expiring after the last tick',
-    '  that fits the time budget are ended by one catch-up sweep: for them the **wait** is arithmetic (next',
-    '  on-cadence tick − expiry) and only **catch-up sweep start → TerminateInstances** is measured.',
-    '',
-  ];
+  // The heading and the method (## 4) are in the template.
   const failed = failedOrSkipped(outcome);
-  if (failed !== undefined) return [...head, failed].join('\n');
+  if (failed !== undefined) return failed;
   if (!outcome.ok) return '';
   const e = outcome.value;
   const sch = e.schedule;
   const sw = e.sweep;
   const lines = [
-    ...head,
     `Command: ${command}; this section alone: \`npm run bench -- --only=enforcement\`. 1-minute load average ${e.load.start.toFixed(
       2,
     )} at its start, ${e.load.end.toFixed(2)} at its end (2 cores).`,
@@ -472,42 +447,12 @@ function analysis(mem: VariantResult, steady: SweepRun[], r: SweepRun, cores: nu
 }
 
 export function sweepSection(outcome: Outcome<SweepSection>, command: string, cores: number): string {
-  const head = [
-    '## 5. Sweep cost over many live leases',
-    '',
-    'One `sweep()` (shared/domain/sweep.ts) with the reaper’s deps on SDK clients that carry a counting',
-    'middleware, on DynamoDB Local. The lease table is seeded directly: each annex’s META item through',
-    'DynamoLeaseStore’s own item builder (exactly what it writes, live-index attribute included) and its',
-    'instance items through `store.putInstances`; the credential copies and the expiry schedules through the',
-    'real SSM and Scheduler adapters. Every lease is RUNNING, expires 1 h – 7 d later, and has 2 instances',
-    'launched in the last minutes, heartbeating with a claimed slot, tagged as `Ec2Compute.launch` tags them',
-    '(instance tags only: volume tags are not created), so the steady-state sweep has nothing to do. Then 1%',
-    'of the leases get an expiry in the past (item, tags; their schedule deleted, as if lost) and the sweep',
-    'runs once more: it must end exactly those.',
-    '',
-    '- **memory**: 10,000 leases / 20,000 instances. DynamoDB is real; EC2 `DescribeInstances` (≤ 1000 per',
-    '  page), SSM `DescribeParameters` (≤ 50) and Scheduler `ListSchedules` (≤ 100) — and the Terminate /',
-    '  Delete calls of the 1% run — are answered from memory by a client middleware (`FakeCloud` in',
-    '  `scripts/bench/instrument.ts`) in the page sizes the adapters ask for. Their time is the adapters’ and',
-    '  the SDK’s own work only: no network, no service latency, no XML parsing.',
-    '- **moto**: everything in the emulators, scaled down. moto’s `DescribeInstances` looks up the tags of',
-    '  each instance it returns or filters by scanning every tag it holds (`get_tags` → `describe_tags` in',
-    '  moto/ec2), so listing N tagged instances costs O(N²) there, and every RunInstances is slow (below):',
-    '  20,000 instances can be neither seeded nor listed in moto within any reasonable time budget.',
-    '',
-    'Counted per sweep: DynamoDB requests and items read (Query `Count`, GetItem found), Scan calls,',
-    'capacity units (the counting middleware adds `ReturnConsumedCapacity: TOTAL`, which the adapter never',
-    'sends, so DynamoDB Local reports what each call would consume), and pages of the three listings.',
-    'Phases and per-method times come from wrapping every method of the deps (store, compute, secrets,',
-    'schedules) in a timing proxy; Node CPU is `process.cpuUsage()` over the same intervals.',
-    '',
-  ];
+  // The heading and the method (## 5) are in the template.
   const failed = failedOrSkipped(outcome);
-  if (failed !== undefined) return [...head, failed].join('\n');
+  if (failed !== undefined) return failed;
   if (!outcome.ok) return '';
   const s = outcome.value;
   const lines = [
-    ...head,
     `Command: ${command}; this section alone: \`npm run bench -- --only=sweep\`. Sweep concurrency from`,
     `\`sweepSettings()\`: ${s.defaultConcurrency} (\`ANNEX_SWEEP_CONCURRENCY\` ${
       s.concurrencyEnv === undefined ? 'unset: the default' : `= ${s.concurrencyEnv}`

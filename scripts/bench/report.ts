@@ -1,7 +1,7 @@
 // Renders BENCHMARKS.md from the measurements. Every verdict is computed from the unrounded value;
 // printed ratios get a third decimal when two would hide which side of the target they are on.
 import { relative } from 'node:path';
-import { repoRoot } from '../lib/serverless-config.ts';
+import { repoRoot } from '../devstack/serverless-config.ts';
 import type { BundleResult, BundleSection } from './bundles.ts';
 import type { ColdSection } from './cold.ts';
 import type { EnforcementSection } from './enforcement.ts';
@@ -13,6 +13,7 @@ import {
   sweepSummaryRows,
 } from './report-enforcement.ts';
 import type { SweepSection } from './sweep.ts';
+import type { BenchResults } from './results.ts';
 import { bytes, ms, ratio, verdict } from './stats.ts';
 
 export const TARGETS = { bundle: 1.15, cold: 1.15, latency: 1.2 } as const;
@@ -55,6 +56,7 @@ function summary(
   latency: Outcome<LatencySection>,
   enforcement: Outcome<EnforcementSection>,
   sweep: Outcome<SweepSection>,
+  extraRows: readonly string[],
 ): string {
   const rows: string[] = [];
   const notMeasured = (outcome: Outcome<unknown>): string =>
@@ -125,6 +127,7 @@ function summary(
     '| target | measured | result |',
     '|---|---|---|',
     ...rows,
+    ...extraRows,
     '',
     '✗ marks the functions or operations that miss their target. Verdicts use the unrounded values.',
     'Sections 4 and 5 are absolute times on this machine (real time and emulators): see their notes.',
@@ -142,22 +145,12 @@ const contributorCell = (r: BundleResult, index: number): string => {
 };
 
 function bundleSection(outcome: Outcome<BundleSection>): string {
-  const head = [
-    '## 1. Bundle size per function',
-    '',
-    'Each function of `serverless.yml` bundled with esbuild’s JS API and the options of `custom.esbuild`',
-    'read from that file, with `metafile: true`. The **bare-clients baseline** of a function is an entry',
-    'that imports exactly the names our source files (those in the bundle’s metafile) import from the',
-    '`@aws-sdk/client-*` and `@aws-sdk/lib-dynamodb` packages in the bundle, instantiates each client and',
-    'exports every imported name, bundled with the same options. Sizes are minified bytes on disk.',
-    '',
-  ];
+  // The heading and the method (## 1) are in the template.
   const failed = failedOrSkipped(outcome);
-  if (failed !== undefined) return [...head, failed].join('\n');
+  if (failed !== undefined) return failed;
   if (!outcome.ok) return '';
   const { options, ignoredKeys, results } = outcome.value;
   const lines = [
-    ...head,
     `esbuild options used: ${code(JSON.stringify(options))}` +
       (ignoredKeys.length > 0
         ? ` (serverless-esbuild settings not passed to esbuild: ${ignoredKeys.join(', ')})`
@@ -258,25 +251,12 @@ function bundleSection(outcome: Outcome<BundleSection>): string {
 // Section 2
 
 function coldSection(outcome: Outcome<ColdSection>): string {
-  const head = [
-    '## 2. Cold import time',
-    '',
-    'Wall time of a whole fresh process, `node --input-type=module -e "await import(\'<bundle>\')"`, measured',
-    'with `process.hrtime.bigint()` around `spawnSync`; environment: only `PATH`/`HOME`, `AWS_REGION=us-east-1`',
-    'and `AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED=true` (the handlers read `ANNEX_*` lazily). Per',
-    "function, each round runs the bundle, its baseline and an empty `node -e ''` (the floor) in a rotating",
-    'order; warm-up runs are discarded. The net ratio (bundle − floor) / (baseline − floor) uses medians of',
-    'the same rounds (the verdict); the raw ratio is bundle / baseline; the paired ratio, for judging noise,',
-    'is the median over rounds of the net ratio within each round. The baseline instantiates its clients at',
-    'import, the handlers only at their first request.',
-    '',
-  ];
+  // The heading and the method (## 2) are in the template.
   const failed = failedOrSkipped(outcome);
-  if (failed !== undefined) return [...head, failed].join('\n');
+  if (failed !== undefined) return failed;
   if (!outcome.ok) return '';
   const c = outcome.value;
   const lines = [
-    ...head,
     `Rounds: ${c.roundsWanted} wanted per function, ${c.warmups} warm-up rounds each; time budget ${(c.budgetMs / 1000).toFixed(0)} s, ` +
       `took ${(c.elapsedMs / 1000).toFixed(0)} s${c.truncated ? ' — **the budget cut some functions short; see n**' : ''}. ` +
       `Floor over all rounds: median ${ms(c.floor.median)}, p90 ${ms(c.floor.p90)}.`,
@@ -310,27 +290,12 @@ function coldSection(outcome: Outcome<ColdSection>): string {
 // Section 3
 
 function latencySection(outcome: Outcome<LatencySection>): string {
-  const head = [
-    '## 3. API latency vs direct SDK calls',
-    '',
-    'DynamoDB Local and moto started by the benchmark; the local stack (`startLocalStack`, stage `bench`,',
-    '`maxAttempts: 1`) in the same process. **HTTP**: a SigV4-signed request as alice through the local',
-    'gateway (signature verification, Lambda event, middy, zod, views, JSON) to the real handler.',
-    '**Direct**: the same use case (`createAnnex` / `getAnnexDetail` / `deleteAnnex`) called with the deps',
-    'the handler uses (`launchDeps()`, `readDeps()`, `terminateDeps()`, the same SDK clients) and',
-    '`{ principalArn: alice, admin: false }`: the same AWS SDK traffic without HTTP, SigV4, middy or',
-    'validation. Every round creates, reads and deletes one annex per path (1 × m5.large, unique name),',
-    'one of each per operation, alternating which path goes first. A third path, for diagnosis only,',
-    'invokes the same handler in-process with a synthetic API Gateway event (middy, zod, views, JSON; no',
-    'HTTP, no SigV4); it always runs between the other two.',
-    '',
-  ];
+  // The heading and the method (## 3) are in the template.
   const failed = failedOrSkipped(outcome);
-  if (failed !== undefined) return [...head, failed].join('\n');
+  if (failed !== undefined) return failed;
   if (!outcome.ok) return '';
   const l = outcome.value;
   const lines = [
-    ...head,
     `Rounds: ${l.rounds} measured (${l.roundsWanted} wanted, time budget ${(l.budgetMs / 1000).toFixed(0)} s${
       l.rounds < l.roundsWanted ? ' — **budget reached first**' : ''
     }) after ${l.warmupRounds} warm-up rounds; measured rounds took ${(l.elapsedMs / 1000).toFixed(0)} s.`,
@@ -380,35 +345,31 @@ function latencySection(outcome: Outcome<LatencySection>): string {
 
 // ---------------------------------------------------------------------------------------------
 
-export function renderReport(
-  notes: MachineNotes,
-  bundles: Outcome<BundleSection>,
-  cold: Outcome<ColdSection>,
-  latency: Outcome<LatencySection>,
-  enforcement: Outcome<EnforcementSection>,
-  sweep: Outcome<SweepSection>,
-): string {
-  const versions = Object.entries(notes.versions)
-    .map(([name, version]) => `${name} ${version}`)
-    .join(', ');
-  return [
-    '# Benchmarks',
-    '',
-    `Written by ${notes.command}; rerun it rather than editing this file.`,
-    '',
-    `- Date: ${notes.date} (whole run ${notes.totalSeconds.toFixed(0)} s)`,
-    `- Node ${notes.node} on ${notes.platform}; CPU ${notes.cpuModel}, ${notes.cores} cores; ${notes.memory} RAM`,
-    `- Load average (1/5/15 min) at start ${notes.loadAtStart}, at end ${notes.loadAtEnd}`,
-    `- Versions: ${versions}`,
-    '- **The machine is shared and noisy**: absolute times vary between runs; only the side-by-side',
-    '  ratios measured in one run (interleaved samples) are meaningful. Sections 4 and 5 report absolute',
-    '  times: read them with the load average above (2 cores shared by Node, DynamoDB Local and moto).',
-    '',
-    summary(bundles, cold, latency, enforcement, sweep),
-    bundleSection(bundles),
-    coldSection(cold),
-    latencySection(latency),
-    enforcementSection(enforcement, notes.command),
-    sweepSection(sweep, notes.command, notes.cores),
-  ].join('\n');
+/** The report's values and computed sections, by the names BENCHMARKS.template.md gives them. */
+export function reportFragments(
+  results: Omit<BenchResults, 'cli' | 'cost'>,
+  extraSummaryRows: readonly string[],
+): Record<string, string> {
+  const { notes, bundles, cold, latency, enforcement, sweep } = results;
+  return {
+    command: notes.command,
+    date: notes.date,
+    totalSeconds: notes.totalSeconds.toFixed(0),
+    node: notes.node,
+    platform: notes.platform,
+    cpuModel: notes.cpuModel,
+    cores: String(notes.cores),
+    memory: notes.memory,
+    loadAtStart: notes.loadAtStart,
+    loadAtEnd: notes.loadAtEnd,
+    versions: Object.entries(notes.versions)
+      .map(([name, version]) => `${name} ${version}`)
+      .join(', '),
+    summary: summary(bundles, cold, latency, enforcement, sweep, extraSummaryRows),
+    bundles: bundleSection(bundles),
+    cold: coldSection(cold),
+    latency: latencySection(latency),
+    enforcement: enforcementSection(enforcement, notes.command),
+    sweep: sweepSection(sweep, notes.command, notes.cores),
+  };
 }

@@ -29,7 +29,7 @@ import { sweepSettings } from '../../shared/config.ts';
 import { TAG } from '../../shared/aws/ec2.ts';
 import { DynamoLeaseStore } from '../../shared/aws/leases.ts';
 import { annexItem } from '../../shared/aws/table/entities.ts';
-import type { LocalStack } from '../lib/stack.ts';
+import type { LocalStack } from '../devstack/stack.ts';
 import { CommandRecorder, FakeCloud, type CommandStats } from './instrument.ts';
 import {
   addStage,

@@ -7,7 +7,7 @@
 // the requests SSM makes to KMS for a SecureString (one Encrypt per put, one Decrypt per read with
 // decryption).
 import { createServer, request as httpRequest, type IncomingMessage } from 'node:http';
-import { readAll } from '../lib/lambda-local.ts';
+import { readAll } from '../devstack/lambda-local.ts';
 import type { AddressInfo } from 'node:net';
 
 export interface WireCounts {

@@ -20,8 +20,8 @@ import {
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { freePort } from '../../scripts/lib/emulators.ts';
-import { repoRoot } from '../../scripts/lib/serverless-config.ts';
+import { freePort } from '../../scripts/devstack/emulators.ts';
+import { repoRoot } from '../../scripts/devstack/serverless-config.ts';
 
 /** The command lines a reader is told to run: shell lines joined over `\` and without comments. */
 const commandLines = (text: string): string[] => {

@@ -8,7 +8,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildCli, cliCommand } from '../../cli/scripts/build.ts';
-import type { LocalStack } from '../../scripts/lib/stack.ts';
+import type { LocalStack } from '../../scripts/devstack/stack.ts';
 
 export const annexBin = cliCommand;
 

@@ -5,7 +5,7 @@
 import { readdirSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { repoRoot } from '../../scripts/lib/serverless-config.ts';
+import { repoRoot } from '../../scripts/devstack/serverless-config.ts';
 import { RoleEvaluator } from '../support/iam/evaluate.ts';
 import { packagedStack } from '../support/iam/packaged.ts';
 import { currentRun, readRecording } from '../support/iam/recording.ts';

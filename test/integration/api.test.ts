@@ -11,7 +11,7 @@ import {
 } from '@aws-sdk/client-ec2';
 import { GetParameterCommand, ListTagsForResourceCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { ApiClient, LocalStack } from '../../scripts/lib/stack.ts';
+import type { ApiClient, LocalStack } from '../../scripts/devstack/stack.ts';
 import { annexInstances, integrationStack } from '../support/integration-stack.ts';
 
 let stack: LocalStack;

@@ -13,7 +13,7 @@ import { randomBytes } from 'node:crypto';
 import { DescribeInstancesCommand, EC2Client, type Instance } from '@aws-sdk/client-ec2';
 import { ListSchedulesCommand, SchedulerClient } from '@aws-sdk/client-scheduler';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import type { ApiClient, LocalStack } from '../../scripts/lib/stack.ts';
+import type { ApiClient, LocalStack } from '../../scripts/devstack/stack.ts';
 import { sweepDeps } from '../../shared/aws/deps-ec2.ts';
 import { sweep } from '../../shared/domain/sweep.ts';
 import { startMotoShim, type MotoShim } from '../support/moto-shim.ts';

@@ -9,7 +9,7 @@ import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { repoRoot } from '../../scripts/lib/serverless-config.ts';
+import { repoRoot } from '../../scripts/devstack/serverless-config.ts';
 import {
   ANNEX_ATTRIBUTES,
   POOL_CREDENTIAL_FILE,

@@ -22,11 +22,11 @@ import { DescribeInstancesCommand, DescribeLaunchTemplatesCommand, EC2Client } f
 import { CreateScheduleGroupCommand, ListSchedulesCommand, SchedulerClient } from '@aws-sdk/client-scheduler';
 import { GetParametersByPathCommand, SSMClient } from '@aws-sdk/client-ssm';
 import type { InitializeHandlerArguments, InitializeHandlerOutput } from '@smithy/types';
-import { addInitializeMiddleware } from '../../scripts/lib/sdk-middleware.ts';
+import { addInitializeMiddleware } from '../../scripts/devstack/sdk-middleware.ts';
 import { afterAll, describe, inject, it, type ExpectStatic } from 'vitest';
-import { defaultDevUsers } from '../../scripts/lib/dev-users.ts';
-import type { LocalStack } from '../../scripts/lib/stack.ts';
-import { createLeaseTable } from '../../scripts/lib/table.ts';
+import { defaultDevUsers } from '../../scripts/devstack/dev-users.ts';
+import type { LocalStack } from '../../scripts/devstack/stack.ts';
+import { createLeaseTable } from '../../scripts/devstack/table.ts';
 import { Ec2Compute } from '../../shared/aws/ec2.ts';
 import { DynamoLeaseStore } from '../../shared/aws/leases.ts';
 import { SsmSecretStore } from '../../shared/aws/secrets.ts';

@@ -1,5 +1,5 @@
 // EC2's EventBridge events on the local stack: fixtures shaped as AWS documents them, delivered by
-// the dev runner (scripts/lib/enforcer.ts) to the real handlers/ec2-events.ts, as EventBridge
+// the dev runner (scripts/devstack/enforcer.ts) to the real handlers/ec2-events.ts, as EventBridge
 // would (moto cannot: its PutEvents fails with a Lambda target). State-change events come from the
 // runner's DescribeInstances differences. Replays and out-of-order deliveries are sent on purpose.
 // The budget test runs the domain's sweep on the real adapters with an injected clock and prices
@@ -11,8 +11,8 @@ import { SchedulerClient } from '@aws-sdk/client-scheduler';
 import { SSMClient } from '@aws-sdk/client-ssm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { handler as reaper } from '../../handlers/reaper.ts';
-import type { Enforcer } from '../../scripts/lib/enforcer.ts';
-import type { ApiClient, LocalStack } from '../../scripts/lib/stack.ts';
+import type { Enforcer } from '../../scripts/devstack/enforcer.ts';
+import type { ApiClient, LocalStack } from '../../scripts/devstack/stack.ts';
 import { Ec2Compute } from '../../shared/aws/ec2.ts';
 import { DynamoLeaseStore } from '../../shared/aws/leases.ts';
 import { Ec2PriceBook, onDemandPrices } from '../../shared/aws/prices.ts';

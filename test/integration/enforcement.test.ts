@@ -7,8 +7,8 @@ import { DescribeInstancesCommand, EC2Client, RunInstancesCommand } from '@aws-s
 import { GetScheduleCommand, ListSchedulesCommand, SchedulerClient } from '@aws-sdk/client-scheduler';
 import { GetParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Enforcer } from '../../scripts/lib/enforcer.ts';
-import type { LocalStack } from '../../scripts/lib/stack.ts';
+import type { Enforcer } from '../../scripts/devstack/enforcer.ts';
+import type { LocalStack } from '../../scripts/devstack/stack.ts';
 import { integrationStack, stackEnforcer } from '../support/integration-stack.ts';
 
 let stack: LocalStack;

@@ -19,9 +19,9 @@ import {
 import { SchedulerClient } from '@aws-sdk/client-scheduler';
 import { SSMClient } from '@aws-sdk/client-ssm';
 import type { InitializeHandlerArguments, InitializeHandlerOutput } from '@smithy/types';
-import { addInitializeMiddleware } from '../../scripts/lib/sdk-middleware.ts';
+import { addInitializeMiddleware } from '../../scripts/devstack/sdk-middleware.ts';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import type { ApiClient, LocalStack } from '../../scripts/lib/stack.ts';
+import type { ApiClient, LocalStack } from '../../scripts/devstack/stack.ts';
 import { Ec2Compute } from '../../shared/aws/ec2.ts';
 import { DynamoLeaseStore } from '../../shared/aws/leases.ts';
 import { SsmSecretStore } from '../../shared/aws/secrets.ts';

@@ -5,7 +5,7 @@ import type { APIGatewayProxyEventV2WithIAMAuthorizer, Context } from 'aws-lambd
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { defaultDevUsers, type DevUser } from '../../scripts/lib/dev-users.ts';
+import { defaultDevUsers, type DevUser } from '../../scripts/devstack/dev-users.ts';
 import {
   readHttpRoutes,
   signedFetch,
@@ -13,7 +13,7 @@ import {
   type Gateway,
   type GatewayEvent,
   type GatewayHandler,
-} from '../../scripts/lib/gateway.ts';
+} from '../../scripts/devstack/gateway.ts';
 
 const region = 'us-east-1';
 const users = defaultDevUsers();

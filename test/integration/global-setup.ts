@@ -1,7 +1,7 @@
 // Starts DynamoDB Local and moto server once per test run and hands their endpoints to the tests
 // (`inject('dynamoEndpoint')`, `inject('motoEndpoint')`); stops them when the run ends.
 import type { TestProject } from 'vitest/node';
-import { startEmulators } from '../../scripts/lib/emulators.ts';
+import { startEmulators } from '../../scripts/devstack/emulators.ts';
 
 declare module 'vitest' {
   export interface ProvidedContext {

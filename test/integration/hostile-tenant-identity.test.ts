@@ -7,8 +7,8 @@ import { DescribeInstancesCommand, EC2Client } from '@aws-sdk/client-ec2';
 import { DynamoDBClient, ScanCommand } from '@aws-sdk/client-dynamodb';
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { defaultDevUsers, type DevUser } from '../../scripts/lib/dev-users.ts';
-import type { ApiClient, LocalStack } from '../../scripts/lib/stack.ts';
+import { defaultDevUsers, type DevUser } from '../../scripts/devstack/dev-users.ts';
+import type { ApiClient, LocalStack } from '../../scripts/devstack/stack.ts';
 import { annexInstances, integrationStack } from '../support/integration-stack.ts';
 
 const ACCT = '123456789012';

@@ -17,7 +17,7 @@ import { ListSchedulesCommand, SchedulerClient } from '@aws-sdk/client-scheduler
 import { DescribeParametersCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import type { ApiClient, LocalStack } from '../../scripts/lib/stack.ts';
+import type { ApiClient, LocalStack } from '../../scripts/devstack/stack.ts';
 import { startMotoShim, type MotoShim } from '../support/moto-shim.ts';
 import { integrationStack } from '../support/integration-stack.ts';
 

@@ -9,7 +9,7 @@ import { chmodSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync }
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { repoRoot } from '../../scripts/lib/serverless-config.ts';
+import { repoRoot } from '../../scripts/devstack/serverless-config.ts';
 import {
   EXECUTE_POINT_AUTHORIZATIONS,
   condorScramble,

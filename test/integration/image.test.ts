@@ -2,7 +2,7 @@
  * The instance side (image/): the real bash scripts run against a fake IMDS (IMDSv2) and a fake
  * control plane that verifies every SigV4 signature, inside a temporary root (ANNEX_ROOT), with
  * stand-ins for HTCondor and power-off that leave marker files, and the local stack's iptables and
- * ip6tables stand-ins (scripts/lib/fake-bin), which keep the OUTPUT chain in a state file and fail
+ * ip6tables stand-ins (scripts/devstack/fake-bin), which keep the OUTPUT chain in a state file and fail
  * on demand. curl and python3 are
  * wrapped to record their command lines, so the tests can show that no secret ever reaches argv.
  */
@@ -20,12 +20,12 @@ import {
   type ApiCall,
   type FakeAnnexApi,
 } from '../support/fake-annex-api.ts';
-import { startFakeImds, type FakeImds, type FakeImdsOptions } from '../../scripts/lib/fake-imds.ts';
+import { startFakeImds, type FakeImds, type FakeImdsOptions } from '../../scripts/devstack/fake-imds.ts';
 import { EXECUTE_POINT_AUTHORIZATIONS, mintToken } from '../../shared/domain/idtokens.ts';
 
 const imageDir = resolve(import.meta.dirname, '../../image');
 /** The local stack's stand-ins: iptables/ip6tables keeping OUTPUT in a state file, `id` as root. */
-const fakeBin = resolve(import.meta.dirname, '../../scripts/lib/fake-bin');
+const fakeBin = resolve(import.meta.dirname, '../../scripts/devstack/fake-bin');
 const scripts = ['annex-boot', 'annex-agent', 'poweroff', 'install.sh', 'annex-lib.sh'];
 // The interpreter itself, not a version manager's shim (a pyenv shim costs a second a call).
 const python3 = execFileSync('python3', ['-c', 'import sys; print(sys.executable)'], {

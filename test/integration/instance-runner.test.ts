@@ -1,5 +1,5 @@
 // The whole instance lifecycle on the local stack, in real time: an annex's instance, launched in
-// moto, runs the real image/annex-boot and image/annex-agent (scripts/lib/instance-runner.ts)
+// moto, runs the real image/annex-boot and image/annex-agent (scripts/devstack/instance-runner.ts)
 // against its own fake IMDS and the SigV4-checking gateway; it bootstraps, heartbeats as joined,
 // hears of an extension (HTCondor's AnnexExpiresAt follows), and the HTCondor stand-in's
 // STARTD_NOCLAIM_SHUTDOWN powers it off, which terminates it in moto; the sweep then records it. An
@@ -11,9 +11,9 @@ import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { DescribeInstancesCommand, EC2Client } from '@aws-sdk/client-ec2';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Enforcer } from '../../scripts/lib/enforcer.ts';
-import { startInstanceRunner, type InstanceRunner } from '../../scripts/lib/instance-runner.ts';
-import type { ApiClient, LocalStack } from '../../scripts/lib/stack.ts';
+import type { Enforcer } from '../../scripts/devstack/enforcer.ts';
+import { startInstanceRunner, type InstanceRunner } from '../../scripts/devstack/instance-runner.ts';
+import type { ApiClient, LocalStack } from '../../scripts/devstack/stack.ts';
 import { condorScramble, TOKEN_GRACE_SECONDS, verifyToken } from '../../shared/domain/idtokens.ts';
 import { integrationStack, stackEnforcer } from '../support/integration-stack.ts';
 

@@ -12,10 +12,10 @@ import { DescribeInstancesCommand, EC2Client } from '@aws-sdk/client-ec2';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { keys } from '../../shared/aws/keys.ts';
 import { verifyToken } from '../../shared/domain/idtokens.ts';
-import type { DevUser } from '../../scripts/lib/dev-users.ts';
-import type { Enforcer } from '../../scripts/lib/enforcer.ts';
-import { signedFetch } from '../../scripts/lib/gateway.ts';
-import type { ApiClient, LocalStack } from '../../scripts/lib/stack.ts';
+import type { DevUser } from '../../scripts/devstack/dev-users.ts';
+import type { Enforcer } from '../../scripts/devstack/enforcer.ts';
+import { signedFetch } from '../../scripts/devstack/gateway.ts';
+import type { ApiClient, LocalStack } from '../../scripts/devstack/stack.ts';
 import { integrationStack, stackEnforcer } from '../support/integration-stack.ts';
 
 let stack: LocalStack;

@@ -4,7 +4,7 @@ import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { EC2Client } from '@aws-sdk/client-ec2';
 import { randomBytes } from 'node:crypto';
 import { inject } from 'vitest';
-import { createLeaseTable } from '../../scripts/lib/table.ts';
+import { createLeaseTable } from '../../scripts/devstack/table.ts';
 
 export const region = 'us-east-1';
 export const fakeCredentials = { accessKeyId: 'testing', secretAccessKey: 'testing' };

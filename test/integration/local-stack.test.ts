@@ -8,8 +8,8 @@ import { DescribeRegionsCommand, type EC2Client } from '@aws-sdk/client-ec2';
 import { connect } from 'node:net';
 import { networkInterfaces } from 'node:os';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { resetMoto, startEmulators } from '../../scripts/lib/emulators.ts';
-import { createLeaseTable } from '../../scripts/lib/table.ts';
+import { resetMoto, startEmulators } from '../../scripts/devstack/emulators.ts';
+import { createLeaseTable } from '../../scripts/devstack/table.ts';
 import { localDynamoDb, localEc2, uniqueTableName } from './local-aws.ts';
 
 let dynamo: DynamoDBClient;

@@ -6,8 +6,8 @@
 // the sweep wrote, and a positive rate only where the bundled on-demand table priced.
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Enforcer } from '../../scripts/lib/enforcer.ts';
-import type { ApiClient, LocalStack } from '../../scripts/lib/stack.ts';
+import type { Enforcer } from '../../scripts/devstack/enforcer.ts';
+import type { ApiClient, LocalStack } from '../../scripts/devstack/stack.ts';
 import { roundUsd } from '../../shared/domain/cost.ts';
 import { integrationStack, stackEnforcer } from '../support/integration-stack.ts';
 

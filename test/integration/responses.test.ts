@@ -3,8 +3,8 @@
 // its route documents, and its body parses with that status's schema.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { z } from 'zod/mini';
-import { signedFetch } from '../../scripts/lib/gateway.ts';
-import type { LocalStack } from '../../scripts/lib/stack.ts';
+import { signedFetch } from '../../scripts/devstack/gateway.ts';
+import type { LocalStack } from '../../scripts/devstack/stack.ts';
 import { ERRORS, OPERATIONS, type ErrorStatus } from '../../shared/http/contract.ts';
 import type {
   AnnexEventView,

@@ -1,17 +1,17 @@
 // schemathesis fuzzes the local stack from docs/openapi.yaml alone, through a SigV4-signing proxy
-// (scripts/lib/signing-proxy.ts): every check but the four that cannot apply behind such a proxy or
+// (scripts/devstack/signing-proxy.ts): every check but the four that cannot apply behind such a proxy or
 // API Gateway (the proxy signs whatever credentials were sent; API Gateway answers unknown methods
 // 404), a fixed seed and a bounded number of examples. Any failure fails this test with the report.
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import type { DevUser } from '../../scripts/lib/dev-users.ts';
-import { OPENAPI_PATH } from '../../scripts/lib/openapi.ts';
-import { repoRoot } from '../../scripts/lib/serverless-config.ts';
-import { startSigningProxy, type SigningProxy } from '../../scripts/lib/signing-proxy.ts';
-import { startSlackDev, type SlackDev } from '../../scripts/lib/slack-dev.ts';
-import type { LocalStack } from '../../scripts/lib/stack.ts';
+import type { DevUser } from '../../scripts/devstack/dev-users.ts';
+import { OPENAPI_PATH } from '../../scripts/devstack/openapi.ts';
+import { repoRoot } from '../../scripts/devstack/serverless-config.ts';
+import { startSigningProxy, type SigningProxy } from '../../scripts/devstack/signing-proxy.ts';
+import { startSlackDev, type SlackDev } from '../../scripts/devstack/slack-dev.ts';
+import type { LocalStack } from '../../scripts/devstack/stack.ts';
 import { integrationStack } from '../support/integration-stack.ts';
 import { startMotoShim, type MotoShim } from '../support/moto-shim.ts';
 

@@ -1,7 +1,7 @@
 // /annex on the local stack, end to end: Slack-signed requests through the local gateway (no
 // SigV4 on the Slack routes, form bodies base64-encoded as HTTP APIs deliver them) to the real
 // handlers; the worker invoked asynchronously through Lambda's Invoke API (served in-process by
-// scripts/lib/lambda-local.ts); answers and notices received by a local HTTP stand-in for Slack.
+// scripts/devstack/lambda-local.ts); answers and notices received by a local HTTP stand-in for Slack.
 import { randomBytes } from 'node:crypto';
 import { DynamoDBClient, ScanCommand } from '@aws-sdk/client-dynamodb';
 import { DescribeInstancesCommand, EC2Client } from '@aws-sdk/client-ec2';
@@ -16,9 +16,9 @@ import {
   slashCommandBody,
   startSlackDev,
   type SlackDev,
-} from '../../scripts/lib/slack-dev.ts';
-import type { SlackDelivery } from '../../scripts/lib/slack-standin.ts';
-import type { LocalStack } from '../../scripts/lib/stack.ts';
+} from '../../scripts/devstack/slack-dev.ts';
+import type { SlackDelivery } from '../../scripts/devstack/slack-standin.ts';
+import type { LocalStack } from '../../scripts/devstack/stack.ts';
 import { integrationStack } from '../support/integration-stack.ts';
 
 let stack: LocalStack;

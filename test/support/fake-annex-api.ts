@@ -12,8 +12,8 @@ import { SignatureV4 } from '@smithy/signature-v4';
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { parseAmzDate, parseAuthorization } from '../../scripts/lib/gateway.ts';
-import type { RoleCredentials } from '../../scripts/lib/fake-imds.ts';
+import { parseAmzDate, parseAuthorization } from '../../scripts/devstack/gateway.ts';
+import type { RoleCredentials } from '../../scripts/devstack/fake-imds.ts';
 
 export interface ApiCall {
   method: string;

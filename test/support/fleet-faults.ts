@@ -9,7 +9,7 @@ import {
   type EC2Client,
 } from '@aws-sdk/client-ec2';
 import type { InitializeHandlerArguments, InitializeHandlerOutput } from '@smithy/types';
-import { addInitializeMiddleware } from '../../scripts/lib/sdk-middleware.ts';
+import { addInitializeMiddleware } from '../../scripts/devstack/sdk-middleware.ts';
 
 export interface FleetShortfall {
   missing: number;

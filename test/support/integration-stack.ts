@@ -7,8 +7,8 @@ import { randomBytes } from 'node:crypto';
 import { DescribeInstancesCommand, type EC2Client, type Instance } from '@aws-sdk/client-ec2';
 import type { SchedulerClient } from '@aws-sdk/client-scheduler';
 import { inject } from 'vitest';
-import { startEnforcer, type Enforcer, type EnforcerOptions } from '../../scripts/lib/enforcer.ts';
-import { startLocalStack, type LocalStack, type LocalStackOptions } from '../../scripts/lib/stack.ts';
+import { startEnforcer, type Enforcer, type EnforcerOptions } from '../../scripts/devstack/enforcer.ts';
+import { startLocalStack, type LocalStack, type LocalStackOptions } from '../../scripts/devstack/stack.ts';
 import { SchedulerExpirySchedules } from '../../shared/aws/schedules.ts';
 import type { LaunchSettings } from '../../shared/domain/ports.ts';
 

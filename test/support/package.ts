@@ -6,7 +6,7 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { basename, join } from 'node:path';
-import { repoRoot } from '../../scripts/lib/serverless-config.ts';
+import { repoRoot } from '../../scripts/devstack/serverless-config.ts';
 import { readTemplate } from './iam/template.ts';
 
 export const packageDir = join(repoRoot, '.serverless');

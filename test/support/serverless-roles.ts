@@ -2,7 +2,7 @@
  * serverless.yml as the configuration tests read it: the functions' settings, and the IAM policy
  * statements and actions of each role.
  */
-import { readServerlessYml } from '../../scripts/lib/serverless-config.ts';
+import { readServerlessYml } from '../../scripts/devstack/serverless-config.ts';
 
 export interface Statement {
   Action: string | string[];

@@ -1,7 +1,7 @@
 /**
  * The packaged stack's model for the tests: the template from `npm run package`, for account
  * 123456789012 in us-east-1, with the names the local stack gives what CloudFormation would name
- * itself (scripts/lib/stack.ts seeds the instance profile `annex-<stage>-instance` and the
+ * itself (scripts/devstack/stack.ts seeds the instance profile `annex-<stage>-instance` and the
  * scheduler's role `annex-<stage>-scheduler`), so that a call recorded there names them as here,
  * deployed with the subnets and security groups below as the only ones it may launch into (a call
  * recorded on the local stack names its own configured ones: requests.ts translates them).

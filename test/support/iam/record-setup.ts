@@ -3,7 +3,7 @@
 import { appendFileSync, mkdirSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { beforeAll, expect, inject } from 'vitest';
-import { repoRoot } from '../../../scripts/lib/serverless-config.ts';
+import { repoRoot } from '../../../scripts/devstack/serverless-config.ts';
 import { recordAwsCalls } from './recorder.ts';
 import { currentRun, filesList, recordingDir } from './recording.ts';
 

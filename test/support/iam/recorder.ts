@@ -4,7 +4,7 @@
  * shared/aws, once per cold start, so the hook sits where every SDK v3 client sends: the shared
  * `Client.prototype.send` of @smithy/core (one copy in node_modules: the evaluation fails when
  * nothing was recorded). A call is attributed to the function whose invocation is
- * running (scripts/lib/invocation.ts); calls the tests make themselves belong to no function
+ * running (scripts/devstack/invocation.ts); calls the tests make themselves belong to no function
  * and are not recorded.
  *
  * Each call is written once per distinct shape, as one JSON line: the function, its stage, the
@@ -23,8 +23,8 @@ import {
 import { appendFileSync, mkdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname } from 'node:path';
-import { invokedFunction } from '../../../scripts/lib/invocation.ts';
-import { readServerlessYml } from '../../../scripts/lib/serverless-config.ts';
+import { invokedFunction } from '../../../scripts/devstack/invocation.ts';
+import { readServerlessYml } from '../../../scripts/devstack/serverless-config.ts';
 import { projectInput, type CallFacts, type SdkCall } from './requests.ts';
 
 type Send = (this: SdkClient, command: SdkCommand, optionsOrCb?: unknown, cb?: unknown) => unknown;

@@ -6,7 +6,7 @@
  */
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { repoRoot } from '../../../scripts/lib/serverless-config.ts';
+import { repoRoot } from '../../../scripts/devstack/serverless-config.ts';
 import type { RecordedCall } from './recorder.ts';
 
 export const recordingRoot = join(repoRoot, '.annex', 'iam-calls');

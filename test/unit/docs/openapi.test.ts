@@ -2,8 +2,8 @@
 // exactly the HTTP routes serverless.yml deploys.
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { readHttpRoutes } from '../../../scripts/lib/gateway.ts';
-import { OPENAPI_PATH, openApiYaml } from '../../../scripts/lib/openapi.ts';
+import { readHttpRoutes } from '../../../scripts/devstack/gateway.ts';
+import { OPENAPI_PATH, openApiYaml } from '../../../scripts/devstack/openapi.ts';
 import { OPERATIONS } from '../../../shared/http/contract.ts';
 
 const key = (method: string, path: string) => `${method.toUpperCase()} ${path}`;

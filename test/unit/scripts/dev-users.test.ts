@@ -7,7 +7,7 @@ import {
   defaultDevUsers,
   loadDevUsers,
   writeDevUsers,
-} from '../../../scripts/lib/dev-users.ts';
+} from '../../../scripts/devstack/dev-users.ts';
 
 const tempFile = () => join(mkdtempSync(join(tmpdir(), 'annex-users-')), '.annex', 'dev-users.json');
 

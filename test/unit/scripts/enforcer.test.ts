@@ -1,7 +1,7 @@
 // The dev runner's model of EventBridge Scheduler's precision: each schedule fires at a point of
 // its minute that is uniformly distributed, fixed by the seed and the schedule's name.
 import { describe, expect, it } from 'vitest';
-import { atTime, fireOffsetMs } from '../../../scripts/lib/enforcer.ts';
+import { atTime, fireOffsetMs } from '../../../scripts/devstack/enforcer.ts';
 
 const names = Array.from({ length: 2000 }, (_, i) => `ax-${i.toString(16).padStart(20, '0')}-1795600000`);
 

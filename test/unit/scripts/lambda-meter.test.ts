@@ -1,8 +1,8 @@
 // The local runners' invocation meter: function and memory from serverless.yml, billed duration
 // rounded up to the millisecond, and each invocation's own log bytes even when they overlap.
 import { afterEach, describe, expect, it } from 'vitest';
-import type { GatewayHandler } from '../../../scripts/lib/gateway.ts';
-import { LambdaMeter } from '../../../scripts/lib/lambda-meter.ts';
+import type { GatewayHandler } from '../../../scripts/devstack/gateway.ts';
+import { LambdaMeter } from '../../../scripts/devstack/lambda-meter.ts';
 
 const config = {
   provider: { memorySize: 512 },

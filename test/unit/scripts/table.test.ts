@@ -3,8 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
-import { defaultServerlessYmlPath } from '../../../scripts/lib/serverless-config.ts';
-import { leaseTableDefinition, leaseTableTimeToLive } from '../../../scripts/lib/table.ts';
+import { defaultServerlessYmlPath } from '../../../scripts/devstack/serverless-config.ts';
+import { leaseTableDefinition, leaseTableTimeToLive } from '../../../scripts/devstack/table.ts';
 
 interface CfnTable {
   Properties: Record<string, unknown>;

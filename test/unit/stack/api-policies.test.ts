@@ -4,7 +4,7 @@
 // instance or Slack-mapping route; an administrator every route; neither another API.
 import { runSimulation } from '@cloud-copilot/iam-simulate';
 import { describe, expect, it } from 'vitest';
-import { readServerlessYml } from '../../../scripts/lib/serverless-config.ts';
+import { readServerlessYml } from '../../../scripts/devstack/serverless-config.ts';
 
 interface Route {
   method: string;

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse } from 'yaml';
 import { describe, expect, it } from 'vitest';
-import { readServerlessYml, repoRoot } from '../../../scripts/lib/serverless-config.ts';
+import { readServerlessYml, repoRoot } from '../../../scripts/devstack/serverless-config.ts';
 
 interface Step {
   name: string;

@@ -1,6 +1,6 @@
 // Slack on the local stack: a throw-away signing secret and bot token in SSM (moto), the Slack
-// stand-in (scripts/lib/slack-standin.ts) as response_url and Web API target, the worker invoked
-// in this process (scripts/lib/lambda-local.ts behind AWS_ENDPOINT_URL_LAMBDA), workspace T0DEV
+// stand-in (scripts/devstack/slack-standin.ts) as response_url and Web API target, the worker invoked
+// in this process (scripts/devstack/lambda-local.ts behind AWS_ENDPOINT_URL_LAMBDA), workspace T0DEV
 // allowed, and Slack user T0DEV/U0DEV mapped to the default dev user. Used by `npm run dev` and
 // the tests; call it after startLocalStack and before the first Slack request.
 import { randomBytes } from 'node:crypto';

@@ -3,7 +3,7 @@
 // plays the instance: a fake IMDSv2 of its own (its instance id, region, public address and the
 // instance role's session credentials, whose session name is the instance id), then the real
 // image/annex-boot and, once it has joined, the real image/annex-agent and a stand-in for HTCondor
-// (scripts/lib/fake-bin: a startd whose slots stay Unclaimed, so STARTD_NOCLAIM_SHUTDOWN ends it),
+// (scripts/devstack/fake-bin: a startd whose slots stay Unclaimed, so STARTD_NOCLAIM_SHUTDOWN ends it),
 // each as a child process in a temporary root (ANNEX_ROOT). Power-off terminates the instance in
 // moto, as powering off an instance whose shutdown behaviour is terminate does on AWS; an instance
 // terminated in moto (by the control plane) has its processes stopped. Nothing here touches this
@@ -27,7 +27,7 @@ import { repoRoot } from './serverless-config.ts';
 import type { LocalStack } from './stack.ts';
 
 const IMAGE_DIR = join(repoRoot, 'image');
-const FAKE_BIN = join(repoRoot, 'scripts', 'lib', 'fake-bin');
+const FAKE_BIN = join(repoRoot, 'scripts', 'devstack', 'fake-bin');
 /** Instance-role sessions last this long (EC2's are about 6 h) and are renewed an hour before. */
 const SESSION_MS = 6 * 3600_000;
 const RENEW_BEFORE_MS = 3600_000;

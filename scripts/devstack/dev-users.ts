@@ -1,5 +1,5 @@
 // Callers of the local stack. The keys below are throw-away values that only the local gateway
-// (scripts/lib/gateway.ts) accepts; they are not, and never were, AWS credentials.
+// (scripts/devstack/gateway.ts) accepts; they are not, and never were, AWS credentials.
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { z } from 'zod';

@@ -1,6 +1,6 @@
 /**
  * A fake EC2 instance metadata service (IMDSv2 only) on 127.0.0.1: one per emulated instance of
- * the local stack (scripts/lib/instance-runner.ts) and in the image scripts' tests. It requires a
+ * the local stack (scripts/devstack/instance-runner.ts) and in the image scripts' tests. It requires a
  * session token from `PUT /latest/api/token` (with a TTL header, honoured) on every GET, and
  * serves the instance id, the region, the public IPv4 address when there is one, the role name and
  * its temporary credentials (its own random ones, optionally fresh on every read to test rotation,

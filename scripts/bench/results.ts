@@ -1,0 +1,35 @@
+// The benchmark's measurements as data: `npm run bench` writes them to .bench/results.json, and
+// BENCHMARKS.md is rendered from that file alone (scripts/bench/render.ts), so a report can be
+// re-rendered, or its template changed, without measuring again.
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import type { HelpStartup } from '../../cli/bench/help-startup.ts';
+import { repoRoot } from '../devstack/serverless-config.ts';
+import type { BundleSection } from './bundles.ts';
+import type { ColdSection } from './cold.ts';
+import type { CostSection } from './cost.ts';
+import type { EnforcementSection } from './enforcement.ts';
+import type { LatencySection } from './latency.ts';
+import type { MachineNotes, Outcome } from './report.ts';
+import type { SweepSection } from './sweep.ts';
+
+export interface BenchResults {
+  notes: MachineNotes;
+  bundles: Outcome<BundleSection>;
+  cold: Outcome<ColdSection>;
+  latency: Outcome<LatencySection>;
+  enforcement: Outcome<EnforcementSection>;
+  sweep: Outcome<SweepSection>;
+  cli: Outcome<HelpStartup>;
+  cost: Outcome<CostSection>;
+}
+
+export const resultsFile = join(repoRoot, '.bench', 'results.json');
+
+export function writeResults(results: BenchResults, file: string = resultsFile): void {
+  mkdirSync(dirname(file), { recursive: true });
+  writeFileSync(file, `${JSON.stringify(results, null, 2)}\n`);
+}
+
+export const readResults = (file: string = resultsFile): BenchResults =>
+  JSON.parse(readFileSync(file, 'utf8')) as BenchResults;
