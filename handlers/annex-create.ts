@@ -1,5 +1,5 @@
 /** POST /v1/annexes: create an annex (idempotent by Idempotency-Key). */
-import { createAnnex } from '../shared/domain/annexes.ts';
+import { createAnnex } from '../shared/domain/annex-create.ts';
 import { annexView } from '../shared/domain/views.ts';
 import { identityRules } from '../shared/aws/deps.ts';
 import { launchDeps } from '../shared/aws/deps-ec2.ts';

@@ -17,7 +17,8 @@
  *   warning (or the instance's own report followed by EC2's event) never launches twice.
  */
 import * as z from 'zod/mini';
-import { provision, type LaunchDeps } from './annexes.ts';
+import type { LaunchDeps } from './annex-deps.ts';
+import { provision } from './annex-launch.ts';
 import { conflict, isAnnexError } from './errors.ts';
 import { applyNotice } from './instance-notices.ts';
 import { requestHash, toIso } from './lease.ts';

@@ -20,7 +20,8 @@
  * jti and expiry are recorded (an event and the instance record), never the token.
  */
 import { renderCondorConfig, PLACEHOLDER_INSTANCE_ID } from '../boot/condor-config.ts';
-import { resolveAnnex, type AnnexRef, type ReadDeps } from './annexes.ts';
+import type { AnnexRef, ReadDeps } from './annex-deps.ts';
+import { resolveAnnex } from './annex-read.ts';
 import { conflict, forbidden, isAnnexError } from './errors.ts';
 import {
   EXECUTE_POINT_AUTHORIZATIONS,

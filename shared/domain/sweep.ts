@@ -16,7 +16,10 @@
  * One failing annex never stops the sweep; NotFound is success; every action is logged with its
  * reason and recorded as an event on the annex.
  */
-import { endAnnex, instanceRecord, repairStuckLaunch, type TerminateDeps } from './annexes.ts';
+import type { TerminateDeps } from './annex-deps.ts';
+import { endAnnex } from './annex-end.ts';
+import { instanceRecord } from './instance-records.ts';
+import { repairStuckLaunch } from './launch-capacity.ts';
 import { mapLimit } from './concurrency.ts';
 import { isEnded, isLive, toIso } from './lease.ts';
 import type { Annex, EndReason, InstanceRecord } from './model.ts';

@@ -6,15 +6,11 @@
  * as the API, and posts the result to the response_url. `notifySlack` runs every minute: the
  * 10-minute expiry warning and the end notice for annexes created from Slack.
  */
-import {
-  createAnnex,
-  deleteAnnex,
-  extendAnnex,
-  getAnnexDetail,
-  listAnnexes,
-  resolveAnnex,
-  type LaunchDeps,
-} from '../domain/annexes.ts';
+import { createAnnex } from '../domain/annex-create.ts';
+import { deleteAnnex } from '../domain/annex-end.ts';
+import { extendAnnex } from '../domain/annex-extend.ts';
+import { getAnnexDetail, listAnnexes, resolveAnnex } from '../domain/annex-read.ts';
+import type { LaunchDeps } from '../domain/annex-deps.ts';
 import { AnnexError, forbidden, isAnnexError, validationError } from '../domain/errors.ts';
 import { mappedCallerOf, ownerOf, type IdentityRules } from '../domain/identity.ts';
 import { isEnded, isLive, toIso } from '../domain/lease.ts';

@@ -1,15 +1,11 @@
 import { beforeEach, describe, expect, it } from 'vitest';
-import {
-  addNodes,
-  createAnnex,
-  deleteAnnex,
-  extendAnnex,
-  getAnnexDetail,
-  listAnnexes,
-  repairStuckLaunch,
-  type CreateAnnexInput,
-  type LaunchDeps,
-} from '../../../shared/domain/annexes.ts';
+import { addNodes } from '../../../shared/domain/annex-nodes.ts';
+import { createAnnex, type CreateAnnexInput } from '../../../shared/domain/annex-create.ts';
+import { deleteAnnex } from '../../../shared/domain/annex-end.ts';
+import { extendAnnex } from '../../../shared/domain/annex-extend.ts';
+import { getAnnexDetail, listAnnexes } from '../../../shared/domain/annex-read.ts';
+import { repairStuckLaunch } from '../../../shared/domain/launch-capacity.ts';
+import type { LaunchDeps } from '../../../shared/domain/annex-deps.ts';
 import { AnnexError, upstreamUnavailable, validationError } from '../../../shared/domain/errors.ts';
 import { annexIdFor } from '../../../shared/domain/lease.ts';
 import type { Caller } from '../../../shared/domain/model.ts';
