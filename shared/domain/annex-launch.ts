@@ -9,7 +9,7 @@ import { fleetToken, sortByProvenance, terminateForged } from './provenance.ts';
 import type { Annex, LaunchSpec, PendingBatch } from './model.ts';
 import type { FleetError, LaunchedInstance } from './ports.ts';
 import type { LaunchDeps } from './annex-deps.ts';
-import { batchWasLaunched, giveUpShortBatch, refuseBatch } from './launch-capacity.ts';
+import { giveUpShortBatch, keepsBatch, mayLaunchBatch, refuseBatch } from './launch-capacity.ts';
 import { instanceRecord } from './instance-records.ts';
 import { annexEvent } from './events.ts';
 
@@ -60,7 +60,6 @@ export const runBatch = async (deps: LaunchDeps, annex: Annex): Promise<Annex> =
   if (pending === undefined) {
     return deps.store.updateAnnex(annex, { state: 'RUNNING' });
   }
-  const allOrNothing = annex.spec.capacityPolicy === 'all-or-nothing';
   const found = await sortByProvenance(
     deps,
     annex,
@@ -77,7 +76,7 @@ export const runBatch = async (deps: LaunchDeps, annex: Annex): Promise<Annex> =
       batch: pending.batch,
       instanceIds: instances.map((i) => i.instanceId),
     });
-  } else if (allOrNothing && (await batchWasLaunched(deps, annex.id, pending.batch))) {
+  } else if (!(await mayLaunchBatch(deps, annex, pending))) {
     // Launched short and terminated by an earlier attempt that stopped before giving it up: never again.
     deps.log.info('batch was launched and terminated before; giving it up', {
       annexId: annex.id,
@@ -137,7 +136,7 @@ export const runBatch = async (deps: LaunchDeps, annex: Annex): Promise<Annex> =
       ),
     );
   }
-  if (allOrNothing && instances.length < pending.count) {
+  if (!keepsBatch(annex, pending, instances.length)) {
     return giveUpShortBatch(deps, annex, pending, instances);
   }
 

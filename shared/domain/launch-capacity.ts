@@ -7,21 +7,64 @@
 import type { AnnexError } from './errors.ts';
 import { toIso } from './lease.ts';
 import { sortByProvenance, terminateForged, type ProvenanceDeps } from './provenance.ts';
-import type { Annex, PendingBatch } from './model.ts';
+import type { Annex, AnnexEvent, PendingBatch } from './model.ts';
 import type { Compute, LaunchedInstance } from './ports.ts';
 import type { LaunchDeps, TerminateDeps } from './annex-deps.ts';
 import { endAnnex } from './annex-end.ts';
 import { instanceRecord } from './instance-records.ts';
 import { annexEvent } from './events.ts';
 
-export const batchWasLaunched = async (deps: LaunchDeps, annexId: string, batch: number): Promise<boolean> =>
-  (await deps.store.listInstances(annexId)).some((i) => i.batch === batch);
+/**
+ * Whether a batch of which EC2 has `got` instances is kept: always with `keep`, and only when it
+ * is whole with `all-or-nothing`.
+ */
+export const keepsBatch = (
+  annex: Pick<Annex, 'spec'>,
+  pending: Pick<PendingBatch, 'count'>,
+  got: number,
+): boolean => annex.spec.capacityPolicy !== 'all-or-nothing' || got >= pending.count;
 
 /**
- * `all-or-nothing` and EC2 gave fewer than asked: the first batch ends the annex FAILED
- * (launch-failed) and terminates what it got; a later batch is terminated and given up, and the
- * annex keeps running what it had. Records come first, so a retry after a crash at any step
- * finds the batch (running or terminated) and never launches it again.
+ * Whether a batch with no instances in EC2 may be launched: with `all-or-nothing`, not one an
+ * earlier attempt launched short and terminated before it stopped (its records say so).
+ */
+export const mayLaunchBatch = async (
+  deps: Pick<LaunchDeps, 'store'>,
+  annex: Annex,
+  pending: PendingBatch,
+): Promise<boolean> =>
+  annex.spec.capacityPolicy !== 'all-or-nothing' ||
+  !(await deps.store.listInstances(annex.id)).some((i) => i.batch === pending.batch);
+
+/** What the annex asks for without a batch it gave up (a replacement never added to it). */
+const withoutBatch = (annex: Annex, pending: PendingBatch): number =>
+  annex.requestedCount - (pending.replaces === undefined ? pending.count : 0);
+
+/**
+ * Gives a batch up (`cause` says why): the first batch (or none pending) ends the annex FAILED
+ * (launch-failed); a later batch is dropped and the annex keeps running what it had.
+ */
+const giveUpBatch = async (
+  deps: TerminateDeps,
+  annex: Annex,
+  pending: PendingBatch | undefined,
+  cause: AnnexEvent,
+): Promise<{ outcome: 'failed' | 'abandoned'; annex: Annex }> => {
+  if (pending === undefined || pending.batch === 1) {
+    return { outcome: 'failed', annex: await endAnnex(deps, annex, 'FAILED', 'launch-failed', cause) };
+  }
+  const abandoned = await deps.store.updateAnnex(
+    annex,
+    { state: 'RUNNING', launching: undefined, requestedCount: withoutBatch(annex, pending) },
+    cause,
+  );
+  return { outcome: 'abandoned', annex: abandoned };
+};
+
+/**
+ * `all-or-nothing` and EC2 gave fewer than asked: none are kept and the batch is given up.
+ * Records come first, so a retry after a crash at any step finds the batch (running or
+ * terminated) and never launches it again; the first batch's instances go with the annex.
  */
 export const giveUpShortBatch = async (
   deps: LaunchDeps,
@@ -40,47 +83,32 @@ export const giveUpShortBatch = async (
   );
   if (pending.batch === 1) {
     await deps.store.putInstances(instances.map((i) => instanceRecord(annex, i, toIso(now))));
-    return endAnnex(deps, annex, 'FAILED', 'launch-failed', short);
+  } else {
+    await deps.store.putInstances(
+      instances.map((i) => ({ ...instanceRecord(annex, i, toIso(now)), state: 'terminated' as const })),
+    );
+    if (ids.length > 0) await deps.compute.terminate(ids);
   }
-  await deps.store.putInstances(
-    instances.map((i) => ({ ...instanceRecord(annex, i, toIso(now)), state: 'terminated' as const })),
-  );
-  if (ids.length > 0) await deps.compute.terminate(ids);
-  return deps.store.updateAnnex(
-    annex,
-    { state: 'RUNNING', launching: undefined, requestedCount: withoutBatch(annex, pending) },
-    short,
-  );
+  return (await giveUpBatch(deps, annex, pending, short)).annex;
 };
 
-/** What the annex asks for without a batch it gave up (a replacement never added to it). */
-const withoutBatch = (annex: Annex, pending: PendingBatch): number =>
-  annex.requestedCount - (pending.replaces === undefined ? pending.count : 0);
-
+/** EC2 refused the pending batch outright (nothing was launched): it is given up. */
 export const refuseBatch = async (deps: LaunchDeps, annex: Annex, error: AnnexError): Promise<void> => {
   const pending = annex.launching;
   if (pending === undefined) return;
-  const now = deps.clock.now();
-  const refused = annexEvent(annex, now, 'launch-refused', error.message, {
+  const refused = annexEvent(annex, deps.clock.now(), 'launch-refused', error.message, {
     reason: 'launch-failed',
     detail: { batch: pending.batch, code: error.code },
   });
-  if (pending.batch === 1) {
-    await endAnnex(deps, annex, 'FAILED', 'launch-failed', refused);
-    return;
-  }
-  await deps.store.updateAnnex(
-    annex,
-    { state: 'RUNNING', launching: undefined, requestedCount: withoutBatch(annex, pending) },
-    refused,
-  );
+  await giveUpBatch(deps, annex, pending, refused);
 };
 
 /**
  * Repairs an annex left in REQUESTED or LAUNCHING by a request that died: instances of the pending
- * batch that EC2 has (found by tag) and that Annex launched (provenance.ts) are adopted, any other
- * instance with its tags is terminated as forged; with none adopted, the batch is given up: the
- * annex fails cleanly if it was the first batch, or returns to RUNNING without it.
+ * batch that EC2 has (found by tag) and that Annex launched (provenance.ts) are adopted when the
+ * capacity policy keeps them, any other instance with its tags is terminated as forged; with none
+ * adopted, the batch is given up: the annex fails cleanly if it was the first batch, or returns
+ * to RUNNING without it.
  */
 export const repairStuckLaunch = async (
   deps: TerminateDeps &
@@ -98,10 +126,9 @@ export const repairStuckLaunch = async (
   );
   await terminateForged(deps, annex, sorted.forged, now);
   const found = sorted.genuine;
-  // all-or-nothing: a short batch is not adopted; a later batch's instances go (the first batch's
-  // go with the annex below).
-  const short =
-    annex.spec.capacityPolicy === 'all-or-nothing' && pending !== undefined && found.length < pending.count;
+  // A short batch the policy does not keep is not adopted; a later batch's instances go (the
+  // first batch's go with the annex below).
+  const short = pending !== undefined && !keepsBatch(annex, pending, found.length);
   if (short && found.length > 0 && pending.batch !== 1) {
     await deps.compute.terminate(found.map((i) => i.instanceId));
   }
@@ -138,13 +165,5 @@ export const repairStuckLaunch = async (
       ...(pending === undefined ? {} : { detail: { batch: pending.batch } }),
     },
   );
-  if (pending === undefined || pending.batch === 1) {
-    return { outcome: 'failed', annex: await endAnnex(deps, annex, 'FAILED', 'launch-failed', stuck) };
-  }
-  const abandoned = await deps.store.updateAnnex(
-    annex,
-    { state: 'RUNNING', launching: undefined, requestedCount: withoutBatch(annex, pending) },
-    stuck,
-  );
-  return { outcome: 'abandoned', annex: abandoned };
+  return giveUpBatch(deps, annex, pending, stuck);
 };
