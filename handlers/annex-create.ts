@@ -10,17 +10,7 @@ export const handler = route(
   { body: CreateAnnexBody },
   identityRules,
   async ({ caller, body, idempotencyKey }) => {
-    const { annex } = await createAnnex(
-      launchDeps(),
-      caller,
-      {
-        ...body,
-        pool: body.pool ?? 'default',
-        // A spot fleet config implies its market (spot, or mixed with an on-demand part).
-        ...(body.spotFleetConfig === undefined ? { market: body.market ?? 'on-demand' } : {}),
-      },
-      idempotencyKey,
-    );
+    const { annex } = await createAnnex(launchDeps(), caller, body, idempotencyKey);
     return { status: 201, body: { annex: annexView(annex) } };
   },
 );

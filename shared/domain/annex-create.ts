@@ -30,9 +30,15 @@ import type { LaunchDeps } from './annex-deps.ts';
 import { provision } from './annex-launch.ts';
 import { annexEvent } from './events.ts';
 
+/** The pool a create request that names none uses (and Slack's first choice). */
+export const DEFAULT_POOL = 'default';
+/** The market of a create request that gives none and no spot fleet config. */
+const DEFAULT_MARKET: Market = 'on-demand';
+
 export interface CreateAnnexInput {
   name: string;
-  pool: string;
+  /** Default DEFAULT_POOL. */
+  pool?: string;
   /** Required unless `spotFleetConfig` gives a TargetCapacity. */
   count?: number;
   /** Instance types, or else `instanceRequirements` (or a `spotFleetConfig` naming either). */
@@ -63,15 +69,27 @@ export interface CreateAnnexInput {
   maxSpend?: number;
 }
 
+/**
+ * The one place a create request's defaults are decided (the API, Slack and scripts send what
+ * the caller gave): the pool, and the market unless a spot fleet config implies it. The request
+ * hash is taken after, so a retry that spells a default out replays the same annex.
+ */
+const withDefaults = (input: CreateAnnexInput): CreateAnnexInput & { pool: string } => ({
+  ...input,
+  pool: input.pool ?? DEFAULT_POOL,
+  ...(input.spotFleetConfig === undefined ? { market: input.market ?? DEFAULT_MARKET } : {}),
+});
+
 /** A create request with its spot fleet config (if any) applied and the defaults filled in. */
 type ResolvedCreate = Omit<CreateAnnexInput, 'spotFleetConfig'> & {
+  pool: string;
   count: number;
   instanceTypes: string[];
   market: Market;
   availabilityZones?: string[];
 };
 
-const resolveCreate = (input: CreateAnnexInput): ResolvedCreate => {
+const resolveCreate = (input: CreateAnnexInput & { pool: string }): ResolvedCreate => {
   const { spotFleetConfig, ...explicit } = input;
   const fromConfig = spotFleetConfig === undefined ? {} : translateSpotFleetConfig(spotFleetConfig);
   const merged = { ...fromConfig, ...definedOnly(explicit) };
@@ -82,7 +100,8 @@ const resolveCreate = (input: CreateAnnexInput): ResolvedCreate => {
     pool: input.pool,
     count: merged.count,
     instanceTypes: merged.instanceTypes ?? [],
-    market: merged.market ?? 'on-demand',
+    // withDefaults gave a market, or the spot fleet config implies one.
+    market: merged.market ?? DEFAULT_MARKET,
   };
   checkMarket(resolved, resolved.count);
   return resolved;
@@ -153,9 +172,10 @@ const replacementAndBudget = (
 export const createAnnex = async (
   deps: LaunchDeps,
   caller: Caller,
-  input: CreateAnnexInput,
+  given: CreateAnnexInput,
   idempotencyKey?: string,
 ): Promise<{ annex: Annex; replayed: boolean }> => {
+  const input = withDefaults(given);
   const now = deps.clock.now();
   const request = resolveCreate(input);
   if (request.count > deps.settings.maxInstancesPerAnnex) {

@@ -108,6 +108,26 @@ describe('createAnnex', () => {
     expect(compute.running()).toHaveLength(2);
   });
 
+  it('fills in the default pool and on-demand market, so a retry that spells them out replays', async () => {
+    // Prepare
+    const { pool: _pool, market: _market, ...bare } = input();
+
+    // Act
+    const first = await createAnnex(deps, alice, bare, 'key-1');
+    const spelledOut = await createAnnex(
+      deps,
+      alice,
+      { ...bare, pool: 'default', market: 'on-demand' },
+      'key-1',
+    );
+
+    // Assess
+    expect(first.annex.pool).toBe('default');
+    expect(first.annex.spec.market).toBe('on-demand');
+    expect(spelledOut).toMatchObject({ replayed: true, annex: { id: first.annex.id } });
+    expect(compute.launches()).toBe(1);
+  });
+
   it('refuses an Idempotency-Key reused for a different request', async () => {
     await createAnnex(deps, alice, input(), 'key-1');
     await expectAnnexError(createAnnex(deps, alice, input({ count: 3 }), 'key-1'), 'Conflict');
