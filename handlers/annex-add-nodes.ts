@@ -1,5 +1,5 @@
 /** POST /v1/annexes/{name}/instances: add nodes under the same lease. */
-import { addNodes } from '../shared/domain/annexes.ts';
+import { addNodes } from '../shared/domain/annex-nodes.ts';
 import { annexView } from '../shared/domain/views.ts';
 import { identityRules } from '../shared/aws/deps.ts';
 import { launchDeps } from '../shared/aws/deps-ec2.ts';

@@ -1,5 +1,5 @@
 /** POST /v1/annexes: create an annex (idempotent by Idempotency-Key). */
-import { createAnnex } from '../shared/domain/annexes.ts';
+import { createAnnex } from '../shared/domain/annex-create.ts';
 import { annexView } from '../shared/domain/views.ts';
 import { identityRules } from '../shared/aws/deps.ts';
 import { launchDeps } from '../shared/aws/deps-ec2.ts';
@@ -10,17 +10,7 @@ export const handler = route(
   { body: CreateAnnexBody },
   identityRules,
   async ({ caller, body, idempotencyKey }) => {
-    const { annex } = await createAnnex(
-      launchDeps(),
-      caller,
-      {
-        ...body,
-        pool: body.pool ?? 'default',
-        // A spot fleet config implies its market (spot, or mixed with an on-demand part).
-        ...(body.spotFleetConfig === undefined ? { market: body.market ?? 'on-demand' } : {}),
-      },
-      idempotencyKey,
-    );
+    const { annex } = await createAnnex(launchDeps(), caller, body, idempotencyKey);
     return { status: 201, body: { annex: annexView(annex) } };
   },
 );

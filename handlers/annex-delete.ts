@@ -1,5 +1,5 @@
 /** DELETE /v1/annexes/{name}: end the annex now (terminate, delete its credential, free the name). */
-import { deleteAnnex } from '../shared/domain/annexes.ts';
+import { deleteAnnex } from '../shared/domain/annex-end.ts';
 import { annexView } from '../shared/domain/views.ts';
 import { identityRules } from '../shared/aws/deps.ts';
 import { terminateDeps } from '../shared/aws/deps-ec2.ts';

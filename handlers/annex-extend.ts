@@ -1,5 +1,5 @@
 /** POST /v1/annexes/{name}/extend: change the lease without adding nodes. */
-import { extendAnnex } from '../shared/domain/annexes.ts';
+import { extendAnnex } from '../shared/domain/annex-extend.ts';
 import { annexView } from '../shared/domain/views.ts';
 import { identityRules } from '../shared/aws/deps.ts';
 import { extendDeps } from '../shared/aws/deps-ec2.ts';

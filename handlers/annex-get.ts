@@ -1,5 +1,5 @@
 /** GET /v1/annexes/{name}: one annex with its instances and recent events. */
-import { getAnnexDetail } from '../shared/domain/annexes.ts';
+import { getAnnexDetail } from '../shared/domain/annex-read.ts';
 import { annexView, eventView, instanceView } from '../shared/domain/views.ts';
 import { identityRules, readDeps } from '../shared/aws/deps.ts';
 import { route } from '../shared/http/api.ts';

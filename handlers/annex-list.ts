@@ -1,5 +1,5 @@
 /** GET /v1/annexes: the caller's annexes (admins: every live annex, or ?owner=), with counts and cost. */
-import { listAnnexes } from '../shared/domain/annexes.ts';
+import { listAnnexes } from '../shared/domain/annex-read.ts';
 import { withInstances } from '../shared/domain/cost.ts';
 import { annexView } from '../shared/domain/views.ts';
 import { identityRules, readDeps } from '../shared/aws/deps.ts';

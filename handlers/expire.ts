@@ -3,7 +3,7 @@
  * expiry (the Scheduler's precision is a minute): wait for the exact second, then end that annex.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import { expireAnnex } from '../shared/domain/annexes.ts';
+import { expireAnnex } from '../shared/domain/annex-end.ts';
 import { EXPIRY_MAX_WAIT_SECONDS } from '../shared/domain/lease.ts';
 import { terminateDeps } from '../shared/aws/deps-ec2.ts';
 import { logger } from '../shared/log.ts';

@@ -182,14 +182,18 @@ export async function runLatencySection(
       { handler: deleteHandler },
       { launchDeps, terminateDeps },
       { readDeps },
-      { createAnnex, deleteAnnex, getAnnexDetail },
+      { createAnnex },
+      { deleteAnnex },
+      { getAnnexDetail },
     ] = await Promise.all([
       import('../../handlers/annex-create.ts'),
       import('../../handlers/annex-get.ts'),
       import('../../handlers/annex-delete.ts'),
       import('../../shared/aws/deps-ec2.ts'),
       import('../../shared/aws/deps.ts'),
-      import('../../shared/domain/annexes.ts'),
+      import('../../shared/domain/annex-create.ts'),
+      import('../../shared/domain/annex-end.ts'),
+      import('../../shared/domain/annex-read.ts'),
     ]);
     const alice = stack.users.find((u) => u.name === 'alice');
     if (alice === undefined) throw new Error('the local stack has no user alice');

@@ -12,7 +12,7 @@ import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { EC2Client } from '@aws-sdk/client-ec2';
 import { CreateScheduleGroupCommand, SchedulerClient } from '@aws-sdk/client-scheduler';
 import { SSMClient } from '@aws-sdk/client-ssm';
-import type { LaunchDeps } from '../../shared/domain/annexes.ts';
+import type { LaunchDeps } from '../../shared/domain/annex-deps.ts';
 import type { SweepDeps } from '../../shared/domain/sweep.ts';
 import type { Logger, SweepSettings } from '../../shared/domain/ports.ts';
 import { systemClock } from '../../shared/domain/ports.ts';

@@ -19,7 +19,7 @@ import { Session } from 'node:inspector/promises';
 import { loadavg } from 'node:os';
 import { RunInstancesCommand, type Instance } from '@aws-sdk/client-ec2';
 import { BatchWriteCommand, DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import { instanceRecord } from '../../shared/domain/annexes.ts';
+import { instanceRecord } from '../../shared/domain/instance-records.ts';
 import { mapLimit } from '../../shared/domain/concurrency.ts';
 import { requestHash } from '../../shared/domain/lease.ts';
 import type { Annex, InstanceRecord } from '../../shared/domain/model.ts';

@@ -2,7 +2,7 @@
 import { EC2Client } from '@aws-sdk/client-ec2';
 import { SchedulerClient } from '@aws-sdk/client-scheduler';
 import { SSMClient } from '@aws-sdk/client-ssm';
-import type { ExtendDeps, LaunchDeps, TerminateDeps } from '../domain/annexes.ts';
+import type { ExtendDeps, LaunchDeps, TerminateDeps } from '../domain/annex-deps.ts';
 import type { SweepDeps } from '../domain/sweep.ts';
 import { launchSettings, priceOverrides, scheduleSettings, sweepSettings } from '../config.ts';
 import { readDeps } from './deps.ts';

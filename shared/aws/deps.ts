@@ -4,7 +4,7 @@
  * deps-pools.ts and deps-ec2.ts, so a read-only function loads the DynamoDB client alone.
  */
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import type { ReadDeps } from '../domain/annexes.ts';
+import type { ReadDeps } from '../domain/annex-deps.ts';
 import { systemClock } from '../domain/ports.ts';
 import { settings } from '../config.ts';
 import { logger } from '../log.ts';

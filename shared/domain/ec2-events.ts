@@ -17,8 +17,10 @@
  *   warning (or the instance's own report followed by EC2's event) never launches twice.
  */
 import * as z from 'zod/mini';
-import { provision, type LaunchDeps } from './annexes.ts';
+import type { LaunchDeps } from './annex-deps.ts';
+import { provision } from './annex-launch.ts';
 import { conflict, isAnnexError } from './errors.ts';
+import { annexEvent } from './events.ts';
 import { applyNotice } from './instance-notices.ts';
 import { requestHash, toIso } from './lease.ts';
 import type { Annex, InstanceNotice, InstanceRecord, InstanceState } from './model.ts';
@@ -219,13 +221,15 @@ const startReplacement = (deps: Ec2EventDeps, annex: Annex, instance: InstanceRe
       },
     },
     { key, batch, requestHash: requestHash({ replaces: instance.instanceId }) },
-    {
-      annexId: annex.id,
+    annexEvent(
+      annex,
       at,
-      type: 'replacement-requested',
-      message: `batch ${batch}: replacing interrupted instance ${instance.instanceId} (${replacements} of at most ${annex.maxReplacements ?? DEFAULT_MAX_REPLACEMENTS})`,
-      reason: 'interrupted',
-      detail: { batch, replaces: instance.instanceId, replacements, expiresAt: annex.expiresAt },
-    },
+      'replacement-requested',
+      `batch ${batch}: replacing interrupted instance ${instance.instanceId} (${replacements} of at most ${annex.maxReplacements ?? DEFAULT_MAX_REPLACEMENTS})`,
+      {
+        reason: 'interrupted',
+        detail: { batch, replaces: instance.instanceId, replacements, expiresAt: annex.expiresAt },
+      },
+    ),
   );
 };

@@ -5,6 +5,7 @@
  * recorded once, whichever arrives first and however often it is replayed, and a late state
  * change never moves an instance back (the store compares event times; see LeaseStore).
  */
+import { annexEvent } from './events.ts';
 import { toIso } from './lease.ts';
 import type { AnnexEvent, EndReason, InstanceNotice, InstanceRecord, InstanceState } from './model.ts';
 import type { LeaseStore } from './ports.ts';
@@ -81,6 +82,11 @@ export const applyNotice = async (
 ): Promise<'applied' | 'stale' | 'missing'> => {
   const described = describe(instance, notice, via);
   const event: AnnexEvent | undefined =
-    described === undefined ? undefined : { annexId: instance.annexId, at: eventAt, ...described };
+    described === undefined
+      ? undefined
+      : annexEvent({ id: instance.annexId }, eventAt, described.type, described.message, {
+          ...(described.reason === undefined ? {} : { reason: described.reason }),
+          detail: described.detail,
+        });
   return deps.store.applyInstanceNotice(instance.annexId, instance.instanceId, notice, event);
 };

@@ -20,8 +20,10 @@
  * jti and expiry are recorded (an event and the instance record), never the token.
  */
 import { renderCondorConfig, PLACEHOLDER_INSTANCE_ID } from '../boot/condor-config.ts';
-import { resolveAnnex, type AnnexRef, type ReadDeps } from './annexes.ts';
+import type { AnnexRef, ReadDeps } from './annex-deps.ts';
+import { resolveAnnex } from './annex-read.ts';
 import { conflict, forbidden, isAnnexError } from './errors.ts';
+import { annexEvent } from './events.ts';
 import {
   EXECUTE_POINT_AUTHORIZATIONS,
   instanceTokenSubject,
@@ -253,19 +255,21 @@ const issueToken = async (
     annex.id,
     instanceId,
     { tokenId: issued.tokenId, expiresAt: issued.expiresAt, issuedAt: toIso(new Date(claims.iat * 1000)) },
-    {
-      annexId: annex.id,
-      at: toIso(now),
-      type: 'token-issued',
-      message: `instance ${instanceId}: IDTOKEN ${claims.jti} for ${claims.sub}, expires ${issued.expiresAt}`,
-      detail: {
-        instanceId,
-        tokenId: claims.jti,
-        subject: claims.sub,
-        expiresAt: issued.expiresAt,
-        scope: claims.scope,
+    annexEvent(
+      annex,
+      now,
+      'token-issued',
+      `instance ${instanceId}: IDTOKEN ${claims.jti} for ${claims.sub}, expires ${issued.expiresAt}`,
+      {
+        detail: {
+          instanceId,
+          tokenId: claims.jti,
+          subject: claims.sub,
+          expiresAt: issued.expiresAt,
+          scope: claims.scope,
+        },
       },
-    },
+    ),
   );
   if (!recorded) throw refused();
   deps.log.info('IDTOKEN issued', {
@@ -291,13 +295,11 @@ export const bootstrapInstance = async (deps: BootstrapDeps, caller: Caller): Pr
   const refuse = async (why: string, message: string): Promise<never> => {
     deps.log.warn('bootstrap refused', { instanceId, annexId: annex?.id, why });
     if (annex !== undefined) {
-      await deps.store.appendEvent({
-        annexId: annex.id,
-        at: toIso(now),
-        type: 'bootstrap-refused',
-        message: `instance ${instanceId}: ${message}`,
-        detail: { instanceId, why },
-      });
+      await deps.store.appendEvent(
+        annexEvent(annex, now, 'bootstrap-refused', `instance ${instanceId}: ${message}`, {
+          detail: { instanceId, why },
+        }),
+      );
     }
     throw refused();
   };

@@ -138,7 +138,7 @@ export const resolvePolicy = (
   return policy;
 };
 
-const definedOnly = <T extends object>(o: T): Partial<T> =>
+export const definedOnly = <T extends object>(o: T): Partial<T> =>
   Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
 
 const list = (values: readonly string[]): string => (values.length === 0 ? 'none' : values.join(', '));

@@ -13,8 +13,9 @@
  * recorded instances whose recorded launch token is the batch's. Anything else carrying an
  * annex's tags is forged: terminated and recorded as a `forged-instance` event on that annex.
  */
-import { clientToken, isBatchClientToken, toIso } from './lease.ts';
-import type { Annex, AnnexEvent, InstanceRecord } from './model.ts';
+import { annexEvent } from './events.ts';
+import { clientToken, isBatchClientToken } from './lease.ts';
+import type { Annex, InstanceRecord } from './model.ts';
 import type { Compute, LaunchedInstance, LaunchSettings, LeaseStore, Logger } from './ports.ts';
 
 /** The token of a batch's one CreateFleet (attempt 0). */
@@ -119,13 +120,14 @@ export const terminateForged = async (
   await deps.compute.terminate(forged.map((f) => f.instance.instanceId));
   for (const { instance, why } of forged) {
     deps.log.warn('forged instance terminated', { annexId: annex.id, instanceId: instance.instanceId, why });
-    const event: AnnexEvent = {
-      annexId: annex.id,
-      at: toIso(now),
-      type: 'forged-instance',
-      message: `instance ${instance.instanceId} carries this annex's tags but Annex did not launch it (${why}); terminated, never served`,
-      detail: { instanceId: instance.instanceId, batch: instance.batch, why },
-    };
-    await deps.store.appendEvent(event);
+    await deps.store.appendEvent(
+      annexEvent(
+        annex,
+        now,
+        'forged-instance',
+        `instance ${instance.instanceId} carries this annex's tags but Annex did not launch it (${why}); terminated, never served`,
+        { detail: { instanceId: instance.instanceId, batch: instance.batch, why } },
+      ),
+    );
   }
 };

@@ -16,7 +16,11 @@
  * One failing annex never stops the sweep; NotFound is success; every action is logged with its
  * reason and recorded as an event on the annex.
  */
-import { endAnnex, instanceRecord, repairStuckLaunch, type TerminateDeps } from './annexes.ts';
+import type { TerminateDeps } from './annex-deps.ts';
+import { endAnnex } from './annex-end.ts';
+import { annexEvent } from './events.ts';
+import { instanceRecord } from './instance-records.ts';
+import { repairStuckLaunch } from './launch-capacity.ts';
 import { mapLimit } from './concurrency.ts';
 import { isEnded, isLive, toIso } from './lease.ts';
 import type { Annex, EndReason, InstanceRecord } from './model.ts';
@@ -273,13 +277,13 @@ const checkLease = async (
   const now = deps.clock.now();
   if (Date.parse(annex.expiresAt) <= now.getTime()) {
     const reason = annex.state === 'TERMINATING' ? (annex.endReason ?? 'expired') : 'expired';
-    await endAnnex(deps, annex, 'TERMINATED', reason, {
-      annexId: annex.id,
-      at: toIso(now),
-      type: 'expired',
-      message: `lease ended at ${annex.expiresAt}; ended by the sweep`,
+    await endAnnex(
+      deps,
+      annex,
+      'TERMINATED',
       reason,
-    });
+      annexEvent(annex, now, 'expired', `lease ended at ${annex.expiresAt}; ended by the sweep`, { reason }),
+    );
     act({
       action: 'end-annex',
       reason,
@@ -291,13 +295,21 @@ const checkLease = async (
   const idleFor = ageSeconds(now, annex.updatedAt);
   if (annex.state === 'TERMINATING' && idleFor >= deps.sweep.orphanMinAgeSeconds) {
     const reason = annex.endReason ?? 'user';
-    await endAnnex(deps, annex, 'TERMINATED', reason, {
-      annexId: annex.id,
-      at: toIso(now),
-      type: 'termination-resumed',
-      message: 'termination had stopped half-way; finished by the sweep',
+    await endAnnex(
+      deps,
+      annex,
+      'TERMINATED',
       reason,
-    });
+      annexEvent(
+        annex,
+        now,
+        'termination-resumed',
+        'termination had stopped half-way; finished by the sweep',
+        {
+          reason,
+        },
+      ),
+    );
     act({ action: 'finish-termination', reason, annexId: annex.id });
     return;
   }
@@ -325,14 +337,19 @@ const overBudget = async (
   const now = deps.clock.now();
   const { spendSoFarUsd } = annexCost(await deps.store.listInstances(annex.id), now);
   if (spendSoFarUsd < annex.maxSpend) return false;
-  await endAnnex(deps, annex, 'TERMINATED', 'budget', {
-    annexId: annex.id,
-    at: toIso(now),
-    type: 'budget-reached',
-    message: `estimated spend ${roundUsd(spendSoFarUsd)} USD reached maxSpend ${annex.maxSpend} USD; ended by the sweep`,
-    reason: 'budget',
-    detail: { spendSoFarUsd, maxSpend: annex.maxSpend },
-  });
+  await endAnnex(
+    deps,
+    annex,
+    'TERMINATED',
+    'budget',
+    annexEvent(
+      annex,
+      now,
+      'budget-reached',
+      `estimated spend ${roundUsd(spendSoFarUsd)} USD reached maxSpend ${annex.maxSpend} USD; ended by the sweep`,
+      { reason: 'budget', detail: { spendSoFarUsd, maxSpend: annex.maxSpend } },
+    ),
+  );
   act({
     action: 'end-annex',
     reason: 'budget',
@@ -361,29 +378,27 @@ const checkInstances = async (
   for (const [reason, ids] of byReason) {
     await deps.compute.terminate(ids);
     await deps.store.setInstanceStates(annex.id, ids, 'terminated', toIso(now));
-    await deps.store.appendEvent({
-      annexId: annex.id,
-      at: toIso(now),
-      type: 'instances-terminated',
-      message:
+    await deps.store.appendEvent(
+      annexEvent(
+        annex,
+        now,
+        'instances-terminated',
         reason === 'idle'
           ? `${ids.length} instance(s) idle for more than ${annex.idleSeconds} s`
           : `${ids.length} instance(s) never reported within ${deps.sweep.bootGraceSeconds} s of launch`,
-      reason,
-      detail: { instanceIds: ids },
-    });
+        { reason, detail: { instanceIds: ids } },
+      ),
+    );
     act({ action: 'terminate-instance', reason, annexId: annex.id, instanceIds: ids });
   }
   if (started.length > 0) await deps.store.setInstanceStates(annex.id, started, 'running', toIso(now));
   if (gone.length > 0) {
     await deps.store.setInstanceStates(annex.id, gone, 'terminated', toIso(now));
-    await deps.store.appendEvent({
-      annexId: annex.id,
-      at: toIso(now),
-      type: 'instances-gone',
-      message: `${gone.length} instance(s) no longer running in EC2`,
-      detail: { instanceIds: gone },
-    });
+    await deps.store.appendEvent(
+      annexEvent(annex, now, 'instances-gone', `${gone.length} instance(s) no longer running in EC2`, {
+        detail: { instanceIds: gone },
+      }),
+    );
     act({ action: 'record-instance-gone', reason: 'drift', annexId: annex.id, instanceIds: gone });
   }
   if (untracked.length > 0) {
@@ -457,14 +472,18 @@ const terminateOrphans = async (
       );
     }
     await deps.store.setInstanceStates(annexId, ids, 'terminated', now);
-    await deps.store.appendEvent({
-      annexId,
-      at: now,
-      type: 'orphans-terminated',
-      message: `${ids.length} instance(s) still running after the annex ended`,
-      reason: 'orphan',
-      detail: { instanceIds: ids },
-    });
+    await deps.store.appendEvent(
+      annexEvent(
+        annex,
+        now,
+        'orphans-terminated',
+        `${ids.length} instance(s) still running after the annex ended`,
+        {
+          reason: 'orphan',
+          detail: { instanceIds: ids },
+        },
+      ),
+    );
   }
   act({ action: 'terminate-orphan', reason: 'orphan', annexId, instanceIds: ids });
 };

@@ -55,7 +55,7 @@ const orFromSpotFleetConfig = (...alternatives: object[]) => ({
 });
 
 /**
- * The rules between the create fields that the domain checks (shared/domain/annexes.ts), as JSON
+ * The rules between the create fields that the domain checks (shared/domain/annex-create.ts), as JSON
  * Schema. A spot fleet config may supply count, types and market itself, so each rule allows it.
  * Not expressible here, and refused with 400: onDemandBaseCount above count, and what a spot
  * fleet config's own content does not translate (named as `spotFleetConfig.<path>`).

@@ -6,15 +6,11 @@
  * as the API, and posts the result to the response_url. `notifySlack` runs every minute: the
  * 10-minute expiry warning and the end notice for annexes created from Slack.
  */
-import {
-  createAnnex,
-  deleteAnnex,
-  extendAnnex,
-  getAnnexDetail,
-  listAnnexes,
-  resolveAnnex,
-  type LaunchDeps,
-} from '../domain/annexes.ts';
+import { createAnnex, DEFAULT_POOL } from '../domain/annex-create.ts';
+import { deleteAnnex } from '../domain/annex-end.ts';
+import { extendAnnex } from '../domain/annex-extend.ts';
+import { getAnnexDetail, listAnnexes, resolveAnnex } from '../domain/annex-read.ts';
+import type { LaunchDeps } from '../domain/annex-deps.ts';
 import { AnnexError, forbidden, isAnnexError, validationError } from '../domain/errors.ts';
 import { mappedCallerOf, ownerOf, type IdentityRules } from '../domain/identity.ts';
 import { isEnded, isLive, toIso } from '../domain/lease.ts';
@@ -95,7 +91,7 @@ const SLACK_FIELD: Record<string, string> = {
 };
 
 export const poolFor = (identity: SlackIdentity, asked: string | undefined): string => {
-  const pool = asked ?? (identity.pools.includes('default') ? 'default' : identity.pools[0]);
+  const pool = asked ?? (identity.pools.includes(DEFAULT_POOL) ? DEFAULT_POOL : identity.pools[0]);
   if (pool === undefined || !identity.pools.includes(pool)) {
     throw validationError(
       'pool',
@@ -121,8 +117,7 @@ export const createInput = (identity: SlackIdentity, command: Extract<SlackComma
     const field = String(issue?.path[0] ?? 'command');
     throw validationError(SLACK_FIELD[field] ?? field, issue?.message ?? 'invalid');
   }
-  const body = parsed.data;
-  return { ...body, pool: body.pool ?? 'default', market: body.market ?? ('on-demand' as const) };
+  return parsed.data;
 };
 
 // ---------------------------------------------------------------------------------------------

@@ -30,14 +30,11 @@ import { createLeaseTable } from '../../scripts/devstack/table.ts';
 import { Ec2Compute } from '../../shared/aws/ec2.ts';
 import { DynamoLeaseStore } from '../../shared/aws/leases.ts';
 import { SsmSecretStore } from '../../shared/aws/secrets.ts';
-import {
-  addNodes,
-  createAnnex,
-  deleteAnnex,
-  extendAnnex,
-  type CreateAnnexInput,
-  type LaunchDeps,
-} from '../../shared/domain/annexes.ts';
+import { addNodes } from '../../shared/domain/annex-nodes.ts';
+import { createAnnex, type CreateAnnexInput } from '../../shared/domain/annex-create.ts';
+import { deleteAnnex } from '../../shared/domain/annex-end.ts';
+import { extendAnnex } from '../../shared/domain/annex-extend.ts';
+import type { LaunchDeps } from '../../shared/domain/annex-deps.ts';
 import { isAnnexError } from '../../shared/domain/errors.ts';
 import { isLive } from '../../shared/domain/lease.ts';
 import type { Annex, Caller } from '../../shared/domain/model.ts';

@@ -25,12 +25,9 @@ import type { ApiClient, LocalStack } from '../../scripts/devstack/stack.ts';
 import { Ec2Compute } from '../../shared/aws/ec2.ts';
 import { DynamoLeaseStore } from '../../shared/aws/leases.ts';
 import { SsmSecretStore } from '../../shared/aws/secrets.ts';
-import {
-  createAnnex,
-  getAnnexDetail,
-  type CreateAnnexInput,
-  type LaunchDeps,
-} from '../../shared/domain/annexes.ts';
+import { createAnnex, type CreateAnnexInput } from '../../shared/domain/annex-create.ts';
+import { getAnnexDetail } from '../../shared/domain/annex-read.ts';
+import type { LaunchDeps } from '../../shared/domain/annex-deps.ts';
 import type { Caller } from '../../shared/domain/model.ts';
 import type { Clock } from '../../shared/domain/ports.ts';
 import { sweep, type SweepDeps } from '../../shared/domain/sweep.ts';

@@ -3,7 +3,7 @@
  * secrets, schedules and a silent logger, wired as `LaunchDeps` with the test stage's settings. A
  * test file takes what it needs from `domainDeps()` and adds only what is specific to it.
  */
-import type { LaunchDeps } from '../../shared/domain/annexes.ts';
+import type { LaunchDeps } from '../../shared/domain/annex-deps.ts';
 import type { Caller } from '../../shared/domain/model.ts';
 import { putPool, type PoolDeps, type PutPoolInput } from '../../shared/domain/pools.ts';
 import type { LaunchSettings, Settings, SweepSettings } from '../../shared/domain/ports.ts';

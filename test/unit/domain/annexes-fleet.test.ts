@@ -1,15 +1,12 @@
 // Spot, mixed and hardware-needs annexes in the domain: what a fleet launch is asked for, partial
 // capacity under both policies, the per-annex launch template's life, and field-named refusals.
 import { beforeEach, describe, expect, it } from 'vitest';
-import {
-  addNodes,
-  createAnnex,
-  deleteAnnex,
-  getAnnexDetail,
-  repairStuckLaunch,
-  type CreateAnnexInput,
-  type LaunchDeps,
-} from '../../../shared/domain/annexes.ts';
+import { addNodes } from '../../../shared/domain/annex-nodes.ts';
+import { createAnnex, type CreateAnnexInput } from '../../../shared/domain/annex-create.ts';
+import { deleteAnnex } from '../../../shared/domain/annex-end.ts';
+import { getAnnexDetail } from '../../../shared/domain/annex-read.ts';
+import { repairStuckLaunch } from '../../../shared/domain/launch-capacity.ts';
+import type { LaunchDeps } from '../../../shared/domain/annex-deps.ts';
 import { AnnexError } from '../../../shared/domain/errors.ts';
 import type { Caller } from '../../../shared/domain/model.ts';
 import type { FleetError } from '../../../shared/domain/ports.ts';

@@ -1,14 +1,11 @@
 // The launch policy and the per-user quota as create, add-nodes, extend and the end of an annex
 // apply them (the pure checks are in launch-policy.test.ts and quota.test.ts).
 import { beforeEach, describe, expect, it } from 'vitest';
-import {
-  addNodes,
-  createAnnex,
-  deleteAnnex,
-  extendAnnex,
-  type CreateAnnexInput,
-  type LaunchDeps,
-} from '../../../shared/domain/annexes.ts';
+import { addNodes } from '../../../shared/domain/annex-nodes.ts';
+import { createAnnex, type CreateAnnexInput } from '../../../shared/domain/annex-create.ts';
+import { deleteAnnex } from '../../../shared/domain/annex-end.ts';
+import { extendAnnex } from '../../../shared/domain/annex-extend.ts';
+import type { LaunchDeps } from '../../../shared/domain/annex-deps.ts';
 import { AnnexError } from '../../../shared/domain/errors.ts';
 import type { Caller } from '../../../shared/domain/model.ts';
 import { putPool } from '../../../shared/domain/pools.ts';

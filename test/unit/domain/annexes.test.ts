@@ -1,15 +1,11 @@
 import { beforeEach, describe, expect, it } from 'vitest';
-import {
-  addNodes,
-  createAnnex,
-  deleteAnnex,
-  extendAnnex,
-  getAnnexDetail,
-  listAnnexes,
-  repairStuckLaunch,
-  type CreateAnnexInput,
-  type LaunchDeps,
-} from '../../../shared/domain/annexes.ts';
+import { addNodes } from '../../../shared/domain/annex-nodes.ts';
+import { createAnnex, type CreateAnnexInput } from '../../../shared/domain/annex-create.ts';
+import { deleteAnnex } from '../../../shared/domain/annex-end.ts';
+import { extendAnnex } from '../../../shared/domain/annex-extend.ts';
+import { getAnnexDetail, listAnnexes } from '../../../shared/domain/annex-read.ts';
+import { repairStuckLaunch } from '../../../shared/domain/launch-capacity.ts';
+import type { LaunchDeps } from '../../../shared/domain/annex-deps.ts';
 import { AnnexError, upstreamUnavailable, validationError } from '../../../shared/domain/errors.ts';
 import { annexIdFor } from '../../../shared/domain/lease.ts';
 import type { Caller } from '../../../shared/domain/model.ts';
@@ -110,6 +106,26 @@ describe('createAnnex', () => {
     expect(second.replayed).toBe(true);
     expect(compute.launches()).toBe(1);
     expect(compute.running()).toHaveLength(2);
+  });
+
+  it('fills in the default pool and on-demand market, so a retry that spells them out replays', async () => {
+    // Prepare
+    const { pool: _pool, market: _market, ...bare } = input();
+
+    // Act
+    const first = await createAnnex(deps, alice, bare, 'key-1');
+    const spelledOut = await createAnnex(
+      deps,
+      alice,
+      { ...bare, pool: 'default', market: 'on-demand' },
+      'key-1',
+    );
+
+    // Assess
+    expect(first.annex.pool).toBe('default');
+    expect(first.annex.spec.market).toBe('on-demand');
+    expect(spelledOut).toMatchObject({ replayed: true, annex: { id: first.annex.id } });
+    expect(compute.launches()).toBe(1);
   });
 
   it('refuses an Idempotency-Key reused for a different request', async () => {

@@ -1,10 +1,7 @@
 import { beforeEach, describe, expect, it } from 'vitest';
-import {
-  createAnnex,
-  deleteAnnex,
-  type CreateAnnexInput,
-  type LaunchDeps,
-} from '../../../shared/domain/annexes.ts';
+import { createAnnex, type CreateAnnexInput } from '../../../shared/domain/annex-create.ts';
+import { deleteAnnex } from '../../../shared/domain/annex-end.ts';
+import type { LaunchDeps } from '../../../shared/domain/annex-deps.ts';
 import { annexCost } from '../../../shared/domain/cost.ts';
 import type { Caller, InstanceRecord } from '../../../shared/domain/model.ts';
 import type { PriceBook } from '../../../shared/domain/ports.ts';

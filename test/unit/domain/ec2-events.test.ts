@@ -1,6 +1,7 @@
 import { beforeEach, describe, expect, it } from 'vitest';
 import { HISTORY_RETENTION_SECONDS } from '../../../shared/aws/table/entities.ts';
-import { createAnnex, type CreateAnnexInput, type LaunchDeps } from '../../../shared/domain/annexes.ts';
+import { createAnnex, type CreateAnnexInput } from '../../../shared/domain/annex-create.ts';
+import type { LaunchDeps } from '../../../shared/domain/annex-deps.ts';
 import { handleEc2Event, parseEc2Event } from '../../../shared/domain/ec2-events.ts';
 import { callerOf } from '../../../shared/domain/identity.ts';
 import { recordInterruption } from '../../../shared/domain/instances.ts';

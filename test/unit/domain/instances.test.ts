@@ -1,11 +1,8 @@
 import { beforeEach, describe, expect, it } from 'vitest';
-import {
-  createAnnex,
-  deleteAnnex,
-  extendAnnex,
-  type CreateAnnexInput,
-  type LaunchDeps,
-} from '../../../shared/domain/annexes.ts';
+import { createAnnex, type CreateAnnexInput } from '../../../shared/domain/annex-create.ts';
+import { deleteAnnex } from '../../../shared/domain/annex-end.ts';
+import { extendAnnex } from '../../../shared/domain/annex-extend.ts';
+import type { LaunchDeps } from '../../../shared/domain/annex-deps.ts';
 import { AnnexError, upstreamUnavailable } from '../../../shared/domain/errors.ts';
 import { callerOf } from '../../../shared/domain/identity.ts';
 import {

@@ -1,5 +1,6 @@
 import { beforeEach, describe, expect, it } from 'vitest';
-import { createAnnex, type CreateAnnexInput, type LaunchDeps } from '../../../shared/domain/annexes.ts';
+import { createAnnex, type CreateAnnexInput } from '../../../shared/domain/annex-create.ts';
+import type { LaunchDeps } from '../../../shared/domain/annex-deps.ts';
 import { upstreamUnavailable } from '../../../shared/domain/errors.ts';
 import { clientToken, isBatchClientToken } from '../../../shared/domain/lease.ts';
 import type { Annex, Caller } from '../../../shared/domain/model.ts';

@@ -15,14 +15,11 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import {
-  addNodes,
-  createAnnex,
-  deleteAnnex,
-  expireAnnex,
-  extendAnnex,
-  type LaunchDeps,
-} from '../../../shared/domain/annexes.ts';
+import { addNodes } from '../../../shared/domain/annex-nodes.ts';
+import { createAnnex } from '../../../shared/domain/annex-create.ts';
+import { deleteAnnex, expireAnnex } from '../../../shared/domain/annex-end.ts';
+import { extendAnnex } from '../../../shared/domain/annex-extend.ts';
+import type { LaunchDeps } from '../../../shared/domain/annex-deps.ts';
 import {
   conflict,
   isAnnexError,

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { createAnnex } from '../../../shared/domain/annexes.ts';
+import { createAnnex } from '../../../shared/domain/annex-create.ts';
 import type { Caller } from '../../../shared/domain/model.ts';
 import { sweep } from '../../../shared/domain/sweep.ts';
 import { domainDeps, putDefaultPool, TEST_SWEEP } from '../../support/domain-deps.ts';

@@ -1,13 +1,9 @@
 import { beforeEach, describe, expect, it } from 'vitest';
-import {
-  addNodes,
-  createAnnex,
-  deleteAnnex,
-  expireAnnex,
-  extendAnnex,
-  type CreateAnnexInput,
-  type LaunchDeps,
-} from '../../../shared/domain/annexes.ts';
+import { addNodes } from '../../../shared/domain/annex-nodes.ts';
+import { createAnnex, type CreateAnnexInput } from '../../../shared/domain/annex-create.ts';
+import { deleteAnnex, expireAnnex } from '../../../shared/domain/annex-end.ts';
+import { extendAnnex } from '../../../shared/domain/annex-extend.ts';
+import type { LaunchDeps } from '../../../shared/domain/annex-deps.ts';
 import { upstreamUnavailable } from '../../../shared/domain/errors.ts';
 import type { Annex, Caller, InstanceRecord } from '../../../shared/domain/model.ts';
 import { sweep, type SweepDeps } from '../../../shared/domain/sweep.ts';

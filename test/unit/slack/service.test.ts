@@ -1,5 +1,6 @@
 import { beforeEach, describe, expect, it } from 'vitest';
-import { createAnnex, deleteAnnex } from '../../../shared/domain/annexes.ts';
+import { createAnnex } from '../../../shared/domain/annex-create.ts';
+import { deleteAnnex } from '../../../shared/domain/annex-end.ts';
 import type { Caller } from '../../../shared/domain/model.ts';
 import { SlackAuthError } from '../../../shared/slack/errors.ts';
 import type { SlackIdentity, SlackJob } from '../../../shared/slack/model.ts';
