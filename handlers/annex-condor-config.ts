@@ -1,5 +1,5 @@
 /** GET /v1/annexes/{name}/condor-config: the HTCondor config fragment its instances get (no secret). */
-import { annexCondorConfig } from '../shared/domain/instances.ts';
+import { annexCondorConfig } from '../shared/domain/instance-config.ts';
 import { identityRules, readDeps } from '../shared/aws/deps.ts';
 import { route } from '../shared/http/api.ts';
 import { NamePath, OwnerQuery } from '../shared/http/params.ts';

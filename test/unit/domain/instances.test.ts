@@ -5,10 +5,10 @@ import { extendAnnex } from '../../../shared/domain/annex-extend.ts';
 import type { LaunchDeps } from '../../../shared/domain/annex-deps.ts';
 import { AnnexError, upstreamUnavailable } from '../../../shared/domain/errors.ts';
 import { callerOf } from '../../../shared/domain/identity.ts';
+import { instanceIdOf } from '../../../shared/domain/instance-caller.ts';
+import { annexCondorConfig } from '../../../shared/domain/instance-config.ts';
 import {
-  annexCondorConfig,
   bootstrapInstance,
-  instanceIdOf,
   recordHeartbeat,
   recordInterruption,
   type BootstrapDeps,
