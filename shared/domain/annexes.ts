@@ -1107,6 +1107,8 @@ export const endAnnex = async (
   finalState: 'TERMINATED' | 'FAILED',
   reason: EndReason,
   cause: AnnexEvent,
+  /** What EC2 runs under the annex's tag, when the caller has just listed it (the sweep); absent: listed here. */
+  listed?: readonly LaunchedInstance[],
 ): Promise<Annex> => {
   let current = annex;
   if (current.state !== 'TERMINATING') {
@@ -1118,7 +1120,7 @@ export const endAnnex = async (
   }
   const [recorded, tagged] = await Promise.all([
     deps.store.listInstances(current.id),
-    deps.compute.listAnnexInstances(current.id),
+    listed ?? deps.compute.listAnnexInstances(current.id),
   ]);
   const ids = [
     ...new Set([
