@@ -14,40 +14,55 @@ const isReallyEnded = async (deps: SweepDeps, annexId: string): Promise<boolean>
   return annex === undefined || isEnded(annex.state);
 };
 
-export const deleteLeakedParameters = async (
+/** Deletes what `list` finds of annexes neither live nor young, once a consistent read says they ended. */
+const deleteLeaked = async (
   deps: SweepDeps,
   liveById: Map<string, Annex>,
-  act: Act,
+  list: () => Promise<{ annexId: string; since: string | undefined }[]>,
+  remove: (annexId: string) => Promise<void>,
+  done: (annexId: string) => void,
 ): Promise<void> => {
   const now = deps.clock.now();
-  const candidates = (await deps.secrets.listAnnexCredentials()).filter(
-    (p) =>
-      !liveById.has(p.annexId) && ageSeconds(now, p.lastModified) >= gracesOf(deps.sweep).orphanMinAgeSeconds,
+  const minAge = gracesOf(deps.sweep).orphanMinAgeSeconds;
+  const candidates = (await list()).filter(
+    (c) => !liveById.has(c.annexId) && ageSeconds(now, c.since) >= minAge,
   );
   await mapLimit(candidates, deps.sweep.concurrency, async ({ annexId }) => {
     if (!(await isReallyEnded(deps, annexId))) return;
-    await deps.secrets.deleteAnnexCredential(annexId);
-    act({ action: 'delete-parameter', reason: 'leak', annexId });
+    await remove(annexId);
+    done(annexId);
   });
 };
 
-/** Launch templates of ended or unknown annexes (a fleet launch made them; ending missed them). */
-export const deleteLeakedLaunchTemplates = async (
+/** Credential copies of ended or unknown annexes (ending deletes them; a failed request may have left one). */
+export const deleteLeakedParameters = (
   deps: SweepDeps,
   liveById: Map<string, Annex>,
   act: Act,
-): Promise<void> => {
-  const now = deps.clock.now();
-  const candidates = (await deps.compute.listLaunchTemplates()).filter(
-    (t) =>
-      !liveById.has(t.annexId) && ageSeconds(now, t.createdAt) >= gracesOf(deps.sweep).orphanMinAgeSeconds,
+): Promise<void> =>
+  deleteLeaked(
+    deps,
+    liveById,
+    async () =>
+      (await deps.secrets.listAnnexCredentials()).map((p) => ({ annexId: p.annexId, since: p.lastModified })),
+    (annexId) => deps.secrets.deleteAnnexCredential(annexId),
+    (annexId) => act({ action: 'delete-parameter', reason: 'leak', annexId }),
   );
-  await mapLimit(candidates, deps.sweep.concurrency, async ({ annexId }) => {
-    if (!(await isReallyEnded(deps, annexId))) return;
-    await deps.compute.deleteLaunchTemplate(annexId);
-    act({ action: 'delete-launch-template', reason: 'leak', annexId });
-  });
-};
+
+/** Launch templates of ended or unknown annexes (a fleet launch made them; ending missed them). */
+export const deleteLeakedLaunchTemplates = (
+  deps: SweepDeps,
+  liveById: Map<string, Annex>,
+  act: Act,
+): Promise<void> =>
+  deleteLeaked(
+    deps,
+    liveById,
+    async () =>
+      (await deps.compute.listLaunchTemplates()).map((t) => ({ annexId: t.annexId, since: t.createdAt })),
+    (annexId) => deps.compute.deleteLaunchTemplate(annexId),
+    (annexId) => act({ action: 'delete-launch-template', reason: 'leak', annexId }),
+  );
 
 /** Schedules of ended annexes and stale expiries go; a live lease without its schedule gets one. */
 export const reconcileSchedules = async (

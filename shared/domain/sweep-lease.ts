@@ -8,7 +8,7 @@ import { endAnnex, instanceRecord, repairStuckLaunch } from './annexes.ts';
 import { annexCost, roundUsd } from './cost.ts';
 import { isLive, toIso } from './lease.ts';
 import { planInstances, planLease, type InstanceAction } from './lease-planner.ts';
-import type { Annex } from './model.ts';
+import type { Annex, AnnexEvent, EndReason } from './model.ts';
 import type { TaggedInstance } from './ports.ts';
 import { sortByProvenance, terminateForged } from './provenance.ts';
 import type { Act, SweepDeps } from './sweep-model.ts';
@@ -25,20 +25,10 @@ export const checkLease = async (
   for (const action of lease.actions) {
     switch (action.kind) {
       case 'end-annex':
-        await endAnnex(
-          deps,
-          annex,
-          'TERMINATED',
-          action.reason,
-          {
-            annexId: annex.id,
-            at: toIso(now),
-            type: 'expired',
-            message: `lease ended at ${annex.expiresAt}; ended by the sweep`,
-            reason: action.reason,
-          },
-          tagged,
-        );
+        await endBySweep(deps, annex, action.reason, tagged, {
+          type: 'expired',
+          message: `lease ended at ${annex.expiresAt}; ended by the sweep`,
+        });
         act({
           action: 'end-annex',
           reason: action.reason,
@@ -47,20 +37,10 @@ export const checkLease = async (
         });
         return;
       case 'finish-termination':
-        await endAnnex(
-          deps,
-          annex,
-          'TERMINATED',
-          action.reason,
-          {
-            annexId: annex.id,
-            at: toIso(now),
-            type: 'termination-resumed',
-            message: 'termination had stopped half-way; finished by the sweep',
-            reason: action.reason,
-          },
-          tagged,
-        );
+        await endBySweep(deps, annex, action.reason, tagged, {
+          type: 'termination-resumed',
+          message: 'termination had stopped half-way; finished by the sweep',
+        });
         act({ action: 'finish-termination', reason: action.reason, annexId: annex.id });
         return;
       case 'repair-launch': {
@@ -82,6 +62,18 @@ export const checkLease = async (
   }
 };
 
+/** Ends the annex as TERMINATED for `reason`, with the sweep's EC2 listing and an event saying why. */
+const endBySweep = async (
+  deps: SweepDeps,
+  annex: Annex,
+  reason: EndReason,
+  tagged: TaggedInstance[] | undefined,
+  event: Pick<AnnexEvent, 'type' | 'message' | 'detail'>,
+): Promise<void> => {
+  const at = toIso(deps.clock.now());
+  await endAnnex(deps, annex, 'TERMINATED', reason, { annexId: annex.id, at, reason, ...event }, tagged);
+};
+
 /** Ends the annex like an expiry, with the reason `budget`, once its estimated spend reaches maxSpend. */
 const overBudget = async (
   deps: SweepDeps,
@@ -93,21 +85,11 @@ const overBudget = async (
   const now = deps.clock.now();
   const { spendSoFarUsd } = annexCost(await deps.store.listInstances(annex.id), now);
   if (spendSoFarUsd < annex.maxSpend) return false;
-  await endAnnex(
-    deps,
-    annex,
-    'TERMINATED',
-    'budget',
-    {
-      annexId: annex.id,
-      at: toIso(now),
-      type: 'budget-reached',
-      message: `estimated spend ${roundUsd(spendSoFarUsd)} USD reached maxSpend ${annex.maxSpend} USD; ended by the sweep`,
-      reason: 'budget',
-      detail: { spendSoFarUsd, maxSpend: annex.maxSpend },
-    },
-    tagged,
-  );
+  await endBySweep(deps, annex, 'budget', tagged, {
+    type: 'budget-reached',
+    message: `estimated spend ${roundUsd(spendSoFarUsd)} USD reached maxSpend ${annex.maxSpend} USD; ended by the sweep`,
+    detail: { spendSoFarUsd, maxSpend: annex.maxSpend },
+  });
   act({
     action: 'end-annex',
     reason: 'budget',
