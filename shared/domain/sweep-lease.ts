@@ -25,7 +25,7 @@ export const checkLease = async (
   for (const action of lease.actions) {
     switch (action.kind) {
       case 'end-annex':
-        await endBySweep(deps, annex, action.reason, tagged, {
+        await endBySweep(deps, annex, action.reason, tagged, now, {
           type: 'expired',
           message: `lease ended at ${annex.expiresAt}; ended by the sweep`,
         });
@@ -37,7 +37,7 @@ export const checkLease = async (
         });
         return;
       case 'finish-termination':
-        await endBySweep(deps, annex, action.reason, tagged, {
+        await endBySweep(deps, annex, action.reason, tagged, now, {
           type: 'termination-resumed',
           message: 'termination had stopped half-way; finished by the sweep',
         });
@@ -68,9 +68,10 @@ const endBySweep = async (
   annex: Annex,
   reason: EndReason,
   tagged: TaggedInstance[] | undefined,
+  now: Date,
   event: Pick<AnnexEvent, 'type' | 'message' | 'detail'>,
 ): Promise<void> => {
-  const at = toIso(deps.clock.now());
+  const at = toIso(now);
   await endAnnex(deps, annex, 'TERMINATED', reason, { annexId: annex.id, at, reason, ...event }, tagged);
 };
 
@@ -85,7 +86,7 @@ const overBudget = async (
   const now = deps.clock.now();
   const { spendSoFarUsd } = annexCost(await deps.store.listInstances(annex.id), now);
   if (spendSoFarUsd < annex.maxSpend) return false;
-  await endBySweep(deps, annex, 'budget', tagged, {
+  await endBySweep(deps, annex, 'budget', tagged, now, {
     type: 'budget-reached',
     message: `estimated spend ${roundUsd(spendSoFarUsd)} USD reached maxSpend ${annex.maxSpend} USD; ended by the sweep`,
     detail: { spendSoFarUsd, maxSpend: annex.maxSpend },
