@@ -3,8 +3,17 @@ import { sweep } from '../shared/domain/sweep.ts';
 import { sweepDeps } from '../shared/aws/deps-ec2.ts';
 import { logger } from '../shared/log.ts';
 
-export const handler = async () => {
-  const report = await sweep(sweepDeps());
+/** What the sweep reads of the Lambda context: its remaining time (absent when run by hand). */
+interface InvocationContext {
+  getRemainingTimeInMillis?: () => number;
+}
+
+export const handler = async (_event?: unknown, context?: InvocationContext) => {
+  const remaining = context?.getRemainingTimeInMillis;
+  const report = await sweep({
+    ...sweepDeps(),
+    ...(typeof remaining === 'function' ? { remainingMs: () => remaining.call(context) } : {}),
+  });
   const { actions, ...summary } = report;
   logger.info('sweep finished', { ...summary, actionCount: actions.length });
   return report;

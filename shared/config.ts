@@ -26,6 +26,13 @@ const positiveInt = (fallback: number) =>
     ),
     z.int().check(z.gte(1)),
   );
+const optionalPositiveInt = z.pipe(
+  z.pipe(
+    z.optional(z.string()),
+    z.transform((v) => (v === undefined || v === '' ? undefined : Number(v))),
+  ),
+  z.optional(z.int().check(z.gte(1))),
+);
 const optionalText = z.pipe(
   z.optional(z.string()),
   z.transform((v) => (v === undefined || v === '' ? undefined : v)),
@@ -93,6 +100,10 @@ const ScheduleSchema = z.object({
 const SweepSchema = z.object({
   ANNEX_BOOT_GRACE_SECONDS: positiveInt(900),
   ANNEX_ORPHAN_MIN_AGE_SECONDS: positiveInt(60),
+  // Unset: the orphan age (one setting served all three before they were split).
+  ANNEX_TERMINATION_STALLED_SECONDS: optionalPositiveInt,
+  ANNEX_INSTANCE_GONE_SECONDS: optionalPositiveInt,
+  ANNEX_OUTAGE_EXPIRY_GRACE_SECONDS: positiveInt(300),
   ANNEX_STUCK_AFTER_SECONDS: positiveInt(600),
   ANNEX_SWEEP_CONCURRENCY: positiveInt(16),
 });
@@ -222,6 +233,9 @@ export const sweepSettings = (env: NodeJS.ProcessEnv = process.env): SweepSettin
   return {
     bootGraceSeconds: c.ANNEX_BOOT_GRACE_SECONDS,
     orphanMinAgeSeconds: c.ANNEX_ORPHAN_MIN_AGE_SECONDS,
+    terminationStalledSeconds: c.ANNEX_TERMINATION_STALLED_SECONDS ?? c.ANNEX_ORPHAN_MIN_AGE_SECONDS,
+    instanceGoneSeconds: c.ANNEX_INSTANCE_GONE_SECONDS ?? c.ANNEX_ORPHAN_MIN_AGE_SECONDS,
+    outageExpiryGraceSeconds: c.ANNEX_OUTAGE_EXPIRY_GRACE_SECONDS,
     stuckAfterSeconds: c.ANNEX_STUCK_AFTER_SECONDS,
     concurrency: c.ANNEX_SWEEP_CONCURRENCY,
   };

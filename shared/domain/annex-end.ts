@@ -10,6 +10,7 @@ import type { AnnexRef, TerminateDeps } from './annex-deps.ts';
 import { resolveAnnex } from './annex-read.ts';
 import { instanceRecord, mayHaveLaunchTemplate } from './instance-records.ts';
 import { annexEvent } from './events.ts';
+import type { LaunchedInstance } from './ports.ts';
 
 export const deleteAnnex = async (deps: TerminateDeps, caller: Caller, ref: AnnexRef): Promise<Annex> => {
   for (let attempt = 0; ; attempt++) {
@@ -108,6 +109,8 @@ export const endAnnex = async (
   finalState: 'TERMINATED' | 'FAILED',
   reason: EndReason,
   cause: AnnexEvent,
+  /** What EC2 runs under the annex's tag, when the caller has just listed it (the sweep); absent: listed here. */
+  listed?: readonly LaunchedInstance[],
 ): Promise<Annex> => {
   let current = annex;
   if (current.state !== 'TERMINATING') {
@@ -119,7 +122,7 @@ export const endAnnex = async (
   }
   const [recorded, tagged] = await Promise.all([
     deps.store.listInstances(current.id),
-    deps.compute.listAnnexInstances(current.id),
+    listed ?? deps.compute.listAnnexInstances(current.id),
   ]);
   const ids = [
     ...new Set([

@@ -302,6 +302,12 @@ export interface SweepSettings {
   bootGraceSeconds: number;
   /** Instances younger than this are never treated as orphans (EC2 and the table may lag). */
   orphanMinAgeSeconds: number;
+  /** A TERMINATING lease untouched for this long stopped half-way (absent: orphanMinAgeSeconds). */
+  terminationStalledSeconds?: number;
+  /** A live record EC2 no longer lists, this old, is recorded gone (absent: orphanMinAgeSeconds). */
+  instanceGoneSeconds?: number;
+  /** Table unreadable: instances this far past their `annex:expires-at` tag are terminated (absent: 300). */
+  outageExpiryGraceSeconds?: number;
   /** REQUESTED/LAUNCHING for longer than this is stuck: repaired forward or failed. */
   stuckAfterSeconds: number;
   /** How many annexes the sweep works on at once. */
