@@ -1,7 +1,7 @@
 /** Every minute: expiry warnings and end notices for annexes created from Slack (chat.postMessage). */
 import { slackNotifyDeps } from '../shared/aws/deps-slack-notify.ts';
 import { logger } from '../shared/log.ts';
-import { notifySlack } from '../shared/slack/service.ts';
+import { notifySlack } from '../shared/slack/notify.ts';
 
 export const handler = async () => {
   const report = await notifySlack(slackNotifyDeps());

@@ -1,7 +1,7 @@
 /** Wiring for the Slack notifier: the lease table, SSM for the bot token, Slack over HTTPS (no Lambda, no EC2). */
 import { slackSettings } from '../config.ts';
 import { HttpSlackMessenger } from '../slack/client.ts';
-import type { SlackNotifyDeps } from '../slack/service.ts';
+import type { SlackNotifyDeps } from '../slack/notify.ts';
 import { readDeps } from './deps.ts';
 import { slackSecrets } from './deps-slack-secrets.ts';
 import { slackStore } from './deps-slack-users.ts';

@@ -4,7 +4,8 @@
  * list, help, warning and end messages. Pure functions of the annex view and the time.
  */
 import { isLive } from '../domain/lease.ts';
-import type { AnnexView } from '../domain/views.ts';
+import type { Annex, InstanceRecord } from '../domain/model.ts';
+import { annexView, type AnnexView } from '../domain/views.ts';
 import { USAGE } from './command.ts';
 import type { SlackAnnexRef, SlackMessage } from './model.ts';
 
@@ -183,4 +184,14 @@ export const endedMessage = (a: CardAnnex): SlackMessage => {
     text: `Annex ${a.name} ended: ${endReasonText(a.endReason)}`,
     blocks: [{ type: 'section', text: { type: 'mrkdwn', text } }],
   };
+};
+
+const ACTIVE = new Set(['pending', 'running']);
+
+/** The annex as the API shows it (with its estimated spend, when the view has one) for a card. */
+export const cardAnnex = (annex: Annex, instances: InstanceRecord[] | undefined, now: Date): CardAnnex => {
+  const view: CardAnnex = annexView(annex, instances, now);
+  return instances === undefined
+    ? view
+    : { ...view, runningCount: instances.filter((i) => ACTIVE.has(i.state)).length };
 };

@@ -3,36 +3,34 @@
  * Slack's 3 seconds: it checks the workspace, the command and the user's mapping, records the
  * request's signature (a replay is refused), hands the work to the worker and says "working on
  * it". The worker (`runSlackJob`) acts as the mapped principal through the same domain functions
- * as the API, and posts the result to the response_url. `notifySlack` runs every minute: the
- * 10-minute expiry warning and the end notice for annexes created from Slack.
+ * as the API, and posts the result to the response_url. The expiry warnings and end notices are in
+ * notify.ts; the admin's Slack user mappings in identities.ts.
  */
 import { createAnnex, DEFAULT_POOL } from '../domain/annex-create.ts';
 import { deleteAnnex } from '../domain/annex-end.ts';
 import { extendAnnex } from '../domain/annex-extend.ts';
 import { getAnnexDetail, listAnnexes, resolveAnnex } from '../domain/annex-read.ts';
 import type { LaunchDeps } from '../domain/annex-deps.ts';
-import { AnnexError, forbidden, isAnnexError, validationError } from '../domain/errors.ts';
-import { mappedCallerOf, ownerOf, type IdentityRules } from '../domain/identity.ts';
-import { isEnded, isLive, toIso } from '../domain/lease.ts';
-import type { Annex, Caller, InstanceRecord } from '../domain/model.ts';
-import type { Clock, LeaseStore, Logger } from '../domain/ports.ts';
-import { annexView } from '../domain/views.ts';
+import { AnnexError, isAnnexError, validationError } from '../domain/errors.ts';
+import { mappedCallerOf, type IdentityRules } from '../domain/identity.ts';
+import { isLive, toIso } from '../domain/lease.ts';
+import type { Annex, Caller } from '../domain/model.ts';
+import type { Clock, Logger } from '../domain/ports.ts';
 import { CreateAnnexBody } from '../http/schemas.ts';
 import {
   ephemeral,
-  endedMessage,
   escape,
   helpMessage,
   listMessage,
   statusCard,
-  warningMessage,
+  cardAnnex,
   type CardAnnex,
 } from './blocks.ts';
 import { parseCommand, USAGE } from './command.ts';
 import type { SlackAction, SlackCommand, SlackIdentity, SlackJob, SlackMessage } from './model.ts';
-import type { SlackJobs, SlackMessenger, SlackSecrets, SlackSettings, SlackStore } from './ports.ts';
+import type { SlackJobs, SlackMessenger, SlackSettings, SlackStore } from './ports.ts';
 import { MAX_SKEW_SECONDS } from './signature.ts';
-import { SlackAuthError, SlackPostError } from './errors.ts';
+import { SlackAuthError } from './errors.ts';
 import { responseUrlAllowed } from './response-url.ts';
 
 export interface SlackIngressDeps {
@@ -49,16 +47,6 @@ export interface SlackWorkerDeps extends LaunchDeps {
   slack: SlackSettings;
   /** The owner rule the mapped principal goes through, as a signed request's would. */
   identity: IdentityRules;
-}
-
-export interface SlackNotifyDeps {
-  store: Pick<LeaseStore, 'getAnnex' | 'listInstances'>;
-  slackStore: SlackStore;
-  secrets: Pick<SlackSecrets, 'botToken'>;
-  messenger: SlackMessenger;
-  clock: Clock;
-  log: Logger;
-  slack: SlackSettings;
 }
 
 /** Who sent a verified request, and where to answer. */
@@ -204,18 +192,8 @@ export const acceptAction = async (
 // ---------------------------------------------------------------------------------------------
 // Worker
 
-const ACTIVE = new Set(['pending', 'running']);
-
-/** The annex as the API shows it (with its estimated spend, when the view has one) for a card. */
-const card = (annex: Annex, instances: InstanceRecord[] | undefined, now: Date): CardAnnex => {
-  const view: CardAnnex = annexView(annex, instances, now);
-  return instances === undefined
-    ? view
-    : { ...view, runningCount: instances.filter((i) => ACTIVE.has(i.state)).length };
-};
-
 const cardOf = async (deps: SlackWorkerDeps, annex: Annex): Promise<CardAnnex> =>
-  card(annex, await deps.store.listInstances(annex.id), deps.clock.now());
+  cardAnnex(annex, await deps.store.listInstances(annex.id), deps.clock.now());
 
 const extendBy = async (
   deps: SlackWorkerDeps,
@@ -259,7 +237,7 @@ const runCommand = async (
     }
     case 'status': {
       const { annex, instances } = await getAnnexDetail(deps, caller, { name: command.name });
-      return statusCard(card(annex, instances, now()), now());
+      return statusCard(cardAnnex(annex, instances, now()), now());
     }
     case 'create': {
       const { annex } = await createAnnex(deps, caller, createInput(identity, command), job.idempotencyKey);
@@ -354,136 +332,4 @@ export const runSlackJob = async (deps: SlackWorkerDeps, job: SlackJob): Promise
     }
   }
   await deps.messenger.respond(job.responseUrl, message);
-};
-
-// ---------------------------------------------------------------------------------------------
-// Admin: the Slack user → principal mapping
-
-export interface PutSlackIdentityInput {
-  principalArn: string;
-  pools: string[];
-}
-
-/** Maps a Slack user to the OWNER identity of `input.principalArn` (a role session → its role). */
-export const putSlackIdentity = async (
-  deps: { slackStore: SlackStore; clock: Clock; identity: IdentityRules },
-  caller: Caller,
-  teamId: string,
-  userId: string,
-  input: PutSlackIdentityInput,
-): Promise<SlackIdentity> => {
-  if (!caller.admin) throw forbidden('only an administrator may map Slack users');
-  const owner = ownerOf(input.principalArn, deps.identity.sessionOwnedRoles);
-  if (!owner.ok) throw validationError('principalArn', owner.reason);
-  const identity: SlackIdentity = {
-    teamId,
-    userId,
-    principalArn: owner.owner,
-    pools: [...new Set(input.pools)],
-    updatedAt: toIso(deps.clock.now()),
-    updatedBy: caller.principalArn,
-  };
-  await deps.slackStore.putIdentity(identity);
-  return identity;
-};
-
-export const getSlackIdentity = async (
-  deps: { slackStore: SlackStore },
-  caller: Caller,
-  teamId: string,
-  userId: string,
-): Promise<SlackIdentity> => {
-  if (!caller.admin) throw forbidden('only an administrator may read Slack user mappings');
-  const identity = await deps.slackStore.getIdentity(teamId, userId);
-  if (identity === undefined)
-    throw new AnnexError('NotFound', `no mapping for Slack user ${teamId}/${userId}`);
-  return identity;
-};
-
-export const deleteSlackIdentity = async (
-  deps: { slackStore: SlackStore },
-  caller: Caller,
-  teamId: string,
-  userId: string,
-): Promise<void> => {
-  if (!caller.admin) throw forbidden('only an administrator may remove Slack user mappings');
-  if (!(await deps.slackStore.deleteIdentity(teamId, userId))) {
-    throw new AnnexError('NotFound', `no mapping for Slack user ${teamId}/${userId}`);
-  }
-};
-
-// ---------------------------------------------------------------------------------------------
-// Warnings and end notices (every minute)
-
-export interface NotifyReport {
-  watched: number;
-  warned: number;
-  ended: number;
-  failed: number;
-}
-
-/**
- * Convergent: whatever extended or ended an annex (Slack, the API, the CLI, the schedule, the
- * sweep), the next run sees the annex as the table has it. A warning is due once per expiry
- * (an extension makes a new one due); an end notice is sent once, then the watch is deleted.
- * A failed post is retried next minute; one Slack will never accept is given up and logged.
- */
-export const notifySlack = async (deps: SlackNotifyDeps): Promise<NotifyReport> => {
-  const report: NotifyReport = { watched: 0, warned: 0, ended: 0, failed: 0 };
-  const watches = await deps.slackStore.listWatches();
-  report.watched = watches.length;
-  if (watches.length === 0) return report;
-  const token = await deps.secrets.botToken();
-  for (const watch of watches) {
-    try {
-      const annex = await deps.store.getAnnex(watch.annexId);
-      if (annex === undefined) {
-        await deps.slackStore.deleteWatch(watch.annexId);
-        continue;
-      }
-      const now = deps.clock.now();
-      const ended = isEnded(annex.state);
-      const warnDue =
-        !ended &&
-        watch.warnedFor !== annex.expiresAt &&
-        Date.parse(annex.expiresAt) - now.getTime() <= deps.slack.warnBeforeSeconds * 1000;
-      if (!ended && !warnDue) continue;
-      if (token === undefined) {
-        deps.log.warn('no Slack bot token is configured; warnings and end notices are not sent', {
-          annexId: annex.id,
-        });
-        if (ended) await deps.slackStore.deleteWatch(annex.id);
-        continue;
-      }
-      const view = card(annex, await deps.store.listInstances(annex.id), now);
-      try {
-        await deps.messenger.postMessage(
-          token,
-          watch.channelId,
-          ended ? endedMessage(view) : warningMessage(view, now),
-        );
-      } catch (e) {
-        if (!(e instanceof SlackPostError) || !e.permanent) throw e;
-        deps.log.warn('slack will not take this message; giving it up', {
-          annexId: annex.id,
-          error: e.message,
-        });
-      }
-      if (ended) {
-        await deps.slackStore.deleteWatch(annex.id);
-        report.ended++;
-      } else {
-        await deps.slackStore.markWarned(annex.id, annex.expiresAt);
-        report.warned++;
-      }
-    } catch (e) {
-      report.failed++;
-      deps.log.error('slack notice failed; retried next minute', {
-        annexId: watch.annexId,
-        error: (e as Error | undefined)?.name,
-        detail: (e as Error | undefined)?.message,
-      });
-    }
-  }
-  return report;
 };

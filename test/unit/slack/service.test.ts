@@ -8,15 +8,15 @@ import type { SlackSettings } from '../../../shared/slack/ports.ts';
 import {
   acceptAction,
   acceptCommand,
-  notifySlack,
   NOT_THIS_TEAM,
-  putSlackIdentity,
   runSlackJob,
   WORKING,
   type SlackIngressDeps,
   type SlackRequest,
   type SlackWorkerDeps,
 } from '../../../shared/slack/service.ts';
+import { notifySlack } from '../../../shared/slack/notify.ts';
+import { putSlackIdentity } from '../../../shared/slack/identities.ts';
 import { TEST_ADMIN, domainDeps, putDefaultPool } from '../../support/domain-deps.ts';
 import { silentLogger, type FakeClock, type InMemoryLeaseStore } from '../../support/fakes.ts';
 import { FakeJobs, FakeMessenger, FakeSlackSecrets, InMemorySlackStore } from '../../support/slack-fakes.ts';
