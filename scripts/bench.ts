@@ -1,5 +1,5 @@
 // `npm run bench`: measures bundle size, cold import time and API latency of the Annex functions
-// writes the measurements to .bench/results.json and renders BENCHMARKS.md from them (overwriting it;
+// writes the measurements to scripts/bench/results.json and renders BENCHMARKS.md from them (overwriting it;
 // `npm run bench:render` renders it again from that file, scripts/bench/render.ts). Progress goes to
 // stderr. Sections:
 //   1. bundles  — esbuild per function vs a bare-AWS-SDK-clients baseline (scripts/bench/bundles.ts)

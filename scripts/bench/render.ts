@@ -1,4 +1,4 @@
-// Renders BENCHMARKS.md from the measurements (.bench/results.json) and the report's template
+// Renders BENCHMARKS.md from the measurements (scripts/bench/results.json) and the report's template
 // (scripts/bench/BENCHMARKS.template.md). The template holds the report's fixed prose; each
 // `{{name}}` in it is replaced by one value or one computed section below. A name the template uses
 // that is not computed here, or one computed that the template does not use, is an error: a report

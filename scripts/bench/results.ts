@@ -1,6 +1,7 @@
-// The benchmark's measurements as data: `npm run bench` writes them to .bench/results.json, and
-// BENCHMARKS.md is rendered from that file alone (scripts/bench/render.ts), so a report can be
-// re-rendered, or its template changed, without measuring again.
+// The benchmark's measurements as data: `npm run bench` writes them to scripts/bench/results.json
+// (committed with BENCHMARKS.md), and BENCHMARKS.md is rendered from that file alone
+// (scripts/bench/render.ts), so a report can be re-rendered, or its template changed, without
+// measuring again.
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { HelpStartup } from '../../cli/bench/help-startup.ts';
@@ -24,7 +25,7 @@ export interface BenchResults {
   cost: Outcome<CostSection>;
 }
 
-export const resultsFile = join(repoRoot, '.bench', 'results.json');
+export const resultsFile = join(repoRoot, 'scripts', 'bench', 'results.json');
 
 export function writeResults(results: BenchResults, file: string = resultsFile): void {
   mkdirSync(dirname(file), { recursive: true });
