@@ -35,7 +35,7 @@ import {
   sendCreateLaunchTemplate,
   sendDeleteLaunchTemplate,
 } from './fleet.ts';
-import { awsErrorKind, errorCode, translateAwsError, type AwsErrorKind } from './errors.ts';
+import { type AwsErrorKind, awsErrorKind, EC2_ERRORS, errorCode, translateAwsError } from './errors.ts';
 
 export const TAG = {
   id: 'annex:id',
@@ -50,9 +50,9 @@ export const TAG = {
 export const FLEET_ID_TAG = 'aws:ec2:fleet-id';
 
 /** What an EC2 error means to this adapter (shared/aws/errors.ts holds the table). */
-export const classifyEc2Error = (e: unknown): AwsErrorKind | undefined => awsErrorKind('ec2', e);
+export const classifyEc2Error = (e: unknown): AwsErrorKind | undefined => awsErrorKind(EC2_ERRORS, e);
 
-const translate = (e: unknown, what: string): never => translateAwsError('ec2', e, what);
+const translate = (e: unknown, what: string): never => translateAwsError(EC2_ERRORS, e, what);
 
 const STATES = new Set<InstanceState>([
   'pending',

@@ -24,8 +24,6 @@ import {
   validationError,
 } from '../domain/errors.ts';
 
-export type AwsService = 'dynamodb' | 'ssm' | 'scheduler' | 'ec2' | 'lambda';
-
 export type AwsErrorKind =
   | 'not-found'
   | 'exists'
@@ -36,86 +34,92 @@ export type AwsErrorKind =
   | 'capacity'
   | { field: string };
 
-interface ServiceErrors {
+/**
+ * One service's codes. Each service's table is its own export, so a function bundles only the
+ * tables of the services it calls (the tables are plain literals: esbuild drops the unused ones).
+ */
+export interface ServiceErrors {
   /** How messages name the service. */
   label: string;
   /** First match wins. */
   codes: [RegExp, AwsErrorKind][];
+  /** DynamoDB: cancellation reasons of a transaction that only throttling stopped (a retry can succeed). */
+  retryableReasons?: readonly string[];
 }
 
-const SERVICES: Record<AwsService, ServiceErrors> = {
-  dynamodb: {
-    label: 'the lease table',
-    codes: [
-      [/^ConditionalCheckFailedException$/, 'condition-failed'],
-      [
-        /^(ProvisionedThroughputExceededException|ThrottlingException|RequestLimitExceeded|InternalServerError|ServiceUnavailable)$/,
-        'retryable',
-      ],
+export const DYNAMODB_ERRORS: ServiceErrors = {
+  label: 'the lease table',
+  codes: [
+    [/^ConditionalCheckFailedException$/, 'condition-failed'],
+    [
+      /^(ProvisionedThroughputExceededException|ThrottlingException|RequestLimitExceeded|InternalServerError|ServiceUnavailable)$/,
+      'retryable',
     ],
-  },
-  ssm: {
-    label: 'SSM',
-    codes: [
-      [/^ParameterNotFound$/, 'not-found'],
-      [/^ParameterAlreadyExists$/, 'exists'],
-      [/^(ThrottlingException|InternalServerError|TooManyUpdates|ServiceUnavailable)$/, 'retryable'],
-    ],
-  },
-  scheduler: {
-    label: 'EventBridge Scheduler',
-    codes: [
-      [/^ResourceNotFoundException$/, 'not-found'],
-      // Schedules are named by annex and expiry: the same name is the same schedule.
-      [/^ConflictException$/, 'exists'],
-      [/^(ThrottlingException|InternalServerException|ServiceQuotaExceededException)$/, 'retryable'],
-    ],
-  },
-  ec2: {
-    label: 'EC2',
-    codes: [
-      [
-        /^(InsufficientInstanceCapacity|InsufficientCapacity|InsufficientHostCapacity|Unsupported|UnfulfillableCapacity|SpotMaxPriceTooLow)$/,
-        'capacity',
-      ],
-      [
-        /^(InstanceLimitExceeded|VcpuLimitExceeded|MaxSpotInstanceCountExceeded|ResourceLimitExceeded)$/,
-        'limit',
-      ],
-      [
-        /^(InvalidInstanceID\.(NotFound|Malformed)|InvalidLaunchTemplateName\.NotFoundException|InvalidLaunchTemplateId\.NotFound|InvalidFleetId\..+)$/,
-        'not-found',
-      ],
-      [/^InvalidLaunchTemplateName\.AlreadyExistsException$/, 'exists'],
-      [
-        /^(RequestLimitExceeded|Throttling|InternalError|InternalFailure|ServiceUnavailable|Unavailable)$/,
-        'retryable',
-      ],
-      [/^IdempotentParameterMismatch$/, 'conflict'],
-      [/^InvalidAMIID\./, { field: 'imageId' }],
-      [/^(InvalidSubnetID\.|InvalidSubnet)/, { field: 'subnetIds' }],
-      [/^(InvalidGroup\.|InvalidGroupId\.|InvalidSecurityGroupID\.)/, { field: 'securityGroupIds' }],
-      [/^InvalidKeyPair\./, { field: 'keyName' }],
-      [/^InvalidInstanceType$/, { field: 'instanceTypes' }],
-      [/^InvalidUserData\./, { field: 'userData' }],
-      [/^InvalidParameterValue$/, { field: 'request' }],
-      [/^InvalidFleetConfiguration$/, { field: 'request' }],
-    ],
-  },
-  lambda: {
-    label: 'Lambda',
-    codes: [
-      [/^ResourceNotFoundException$/, 'not-found'],
-      [
-        /^(TooManyRequestsException|ServiceException|EC2ThrottledException|ResourceNotReadyException)$/,
-        'retryable',
-      ],
-    ],
-  },
+  ],
+  retryableReasons: ['ThrottlingError', 'ProvisionedThroughputExceeded'],
 };
 
-/** Cancellation reasons of a DynamoDB transaction that only throttling stopped: a retry can succeed. */
-const RETRYABLE_REASONS = new Set(['ThrottlingError', 'ProvisionedThroughputExceeded']);
+export const SSM_ERRORS: ServiceErrors = {
+  label: 'SSM',
+  codes: [
+    [/^ParameterNotFound$/, 'not-found'],
+    [/^ParameterAlreadyExists$/, 'exists'],
+    [/^(ThrottlingException|InternalServerError|TooManyUpdates|ServiceUnavailable)$/, 'retryable'],
+  ],
+};
+
+export const SCHEDULER_ERRORS: ServiceErrors = {
+  label: 'EventBridge Scheduler',
+  codes: [
+    [/^ResourceNotFoundException$/, 'not-found'],
+    // Schedules are named by annex and expiry: the same name is the same schedule.
+    [/^ConflictException$/, 'exists'],
+    [/^(ThrottlingException|InternalServerException|ServiceQuotaExceededException)$/, 'retryable'],
+  ],
+};
+
+export const EC2_ERRORS: ServiceErrors = {
+  label: 'EC2',
+  codes: [
+    [
+      /^(InsufficientInstanceCapacity|InsufficientCapacity|InsufficientHostCapacity|Unsupported|UnfulfillableCapacity|SpotMaxPriceTooLow)$/,
+      'capacity',
+    ],
+    [
+      /^(InstanceLimitExceeded|VcpuLimitExceeded|MaxSpotInstanceCountExceeded|ResourceLimitExceeded)$/,
+      'limit',
+    ],
+    [
+      /^(InvalidInstanceID\.(NotFound|Malformed)|InvalidLaunchTemplateName\.NotFoundException|InvalidLaunchTemplateId\.NotFound|InvalidFleetId\..+)$/,
+      'not-found',
+    ],
+    [/^InvalidLaunchTemplateName\.AlreadyExistsException$/, 'exists'],
+    [
+      /^(RequestLimitExceeded|Throttling|InternalError|InternalFailure|ServiceUnavailable|Unavailable)$/,
+      'retryable',
+    ],
+    [/^IdempotentParameterMismatch$/, 'conflict'],
+    [/^InvalidAMIID\./, { field: 'imageId' }],
+    [/^(InvalidSubnetID\.|InvalidSubnet)/, { field: 'subnetIds' }],
+    [/^(InvalidGroup\.|InvalidGroupId\.|InvalidSecurityGroupID\.)/, { field: 'securityGroupIds' }],
+    [/^InvalidKeyPair\./, { field: 'keyName' }],
+    [/^InvalidInstanceType$/, { field: 'instanceTypes' }],
+    [/^InvalidUserData\./, { field: 'userData' }],
+    [/^InvalidParameterValue$/, { field: 'request' }],
+    [/^InvalidFleetConfiguration$/, { field: 'request' }],
+  ],
+};
+
+export const LAMBDA_ERRORS: ServiceErrors = {
+  label: 'Lambda',
+  codes: [
+    [/^ResourceNotFoundException$/, 'not-found'],
+    [
+      /^(TooManyRequestsException|ServiceException|EC2ThrottledException|ResourceNotReadyException)$/,
+      'retryable',
+    ],
+  ],
+};
 
 type SdkErrorShape =
   | {
@@ -153,11 +157,12 @@ const serverFault = (e: unknown): boolean => {
 };
 
 /** What an error from `service` means, or undefined when the table does not know it. */
-export const awsErrorKind = (service: AwsService, e: unknown): AwsErrorKind | undefined => {
+export const awsErrorKind = (service: ServiceErrors, e: unknown): AwsErrorKind | undefined => {
   const code = errorCode(e);
-  const known = SERVICES[service].codes.find(([pattern]) => pattern.test(code))?.[1];
+  const known = service.codes.find(([pattern]) => pattern.test(code))?.[1];
   if (known !== undefined) return known;
-  if (service === 'dynamodb' && cancelledAt(e).some((r) => RETRYABLE_REASONS.has(r))) return 'retryable';
+  const reasons = service.retryableReasons;
+  if (reasons !== undefined && cancelledAt(e).some((r) => reasons.includes(r))) return 'retryable';
   return serverFault(e) ? 'retryable' : undefined;
 };
 
@@ -171,13 +176,13 @@ export interface TranslateOptions {
 
 /** Throws the domain error an AWS error from `service` means while doing `what`. */
 export const translateAwsError = (
-  service: AwsService,
+  service: ServiceErrors,
   e: unknown,
   what: string,
   options: TranslateOptions = {},
 ): never => {
   if (e instanceof AnnexError) throw e;
-  const { label } = SERVICES[service];
+  const { label } = service;
   const kind = awsErrorKind(service, e);
   const code = errorCode(e);
   if (kind === 'retryable') throw upstreamUnavailable(`${label} is unavailable (${what})`, e);
@@ -195,4 +200,4 @@ export const translateAwsError = (
 
 /** The lease table's translation (the lease store and the Slack store share the table). */
 export const translateDynamoError = (e: unknown, what: string): never =>
-  translateAwsError('dynamodb', e, what);
+  translateAwsError(DYNAMODB_ERRORS, e, what);

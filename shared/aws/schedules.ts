@@ -15,7 +15,7 @@ import {
 } from '@aws-sdk/client-scheduler';
 import { expiryFireMinute } from '../domain/lease.ts';
 import { systemClock, type Clock, type ExpirySchedules } from '../domain/ports.ts';
-import { awsErrorKind, translateAwsError } from './errors.ts';
+import { awsErrorKind, SCHEDULER_ERRORS, translateAwsError } from './errors.ts';
 
 export interface ScheduleTarget {
   group: string;
@@ -25,7 +25,7 @@ export interface ScheduleTarget {
   roleArn: string;
 }
 
-const translate = (e: unknown, what: string): never => translateAwsError('scheduler', e, what);
+const translate = (e: unknown, what: string): never => translateAwsError(SCHEDULER_ERRORS, e, what);
 
 /** Expiry rounded up to the whole second: the part of the schedule's name that says which expiry. */
 export const fireAtSeconds = (expiresAt: string): number => Math.ceil(Date.parse(expiresAt) / 1000);
@@ -68,7 +68,7 @@ export class SchedulerExpirySchedules implements ExpirySchedules {
       );
     } catch (e) {
       // The same name is the same expiry of the same annex: already scheduled.
-      if (awsErrorKind('scheduler', e) !== 'exists') translate(e, 'scheduling the expiry');
+      if (awsErrorKind(SCHEDULER_ERRORS, e) !== 'exists') translate(e, 'scheduling the expiry');
     }
   }
 
@@ -78,7 +78,7 @@ export class SchedulerExpirySchedules implements ExpirySchedules {
         new DeleteScheduleCommand({ Name: scheduleName(annexId, expiresAt), GroupName: this.target.group }),
       );
     } catch (e) {
-      if (awsErrorKind('scheduler', e) !== 'not-found') translate(e, 'cancelling the expiry');
+      if (awsErrorKind(SCHEDULER_ERRORS, e) !== 'not-found') translate(e, 'cancelling the expiry');
     }
   }
 

@@ -12,9 +12,9 @@ import {
 } from '@aws-sdk/client-ssm';
 import { conflict } from '../domain/errors.ts';
 import type { SecretStore } from '../domain/ports.ts';
-import { awsErrorKind, translateAwsError } from './errors.ts';
+import { awsErrorKind, SSM_ERRORS, translateAwsError } from './errors.ts';
 
-const translate = (e: unknown, what: string): never => translateAwsError('ssm', e, what);
+const translate = (e: unknown, what: string): never => translateAwsError(SSM_ERRORS, e, what);
 
 const annexesPath = (stage: string): string => `/annex/${stage}/annexes/`;
 
@@ -60,7 +60,7 @@ export class SsmSecretStore implements SecretStore {
       if (value === undefined) throw conflict('the pool credential is missing; register the pool again');
       return value;
     } catch (e) {
-      if (awsErrorKind('ssm', e) === 'not-found') {
+      if (awsErrorKind(SSM_ERRORS, e) === 'not-found') {
         throw conflict('the pool credential is missing; register the pool again');
       }
       return translate(e, 'reading the pool credential');
@@ -82,7 +82,7 @@ export class SsmSecretStore implements SecretStore {
     try {
       await this.ssm.send(new PutParameterCommand({ ...common, Tags: asTags(tags) }));
     } catch (e) {
-      if (awsErrorKind('ssm', e) !== 'exists') return translate(e, 'storing the annex credential');
+      if (awsErrorKind(SSM_ERRORS, e) !== 'exists') return translate(e, 'storing the annex credential');
       // A retry of the same annex: its copy exists (tags included); make sure the value is current.
       try {
         await this.ssm.send(new PutParameterCommand({ ...common, Overwrite: true }));
@@ -99,7 +99,7 @@ export class SsmSecretStore implements SecretStore {
         new DeleteParameterCommand({ Name: annexCredentialParameter(this.stage, annexId) }),
       );
     } catch (e) {
-      if (awsErrorKind('ssm', e) !== 'not-found') translate(e, 'deleting the annex credential');
+      if (awsErrorKind(SSM_ERRORS, e) !== 'not-found') translate(e, 'deleting the annex credential');
     }
   }
 

@@ -7,7 +7,7 @@ import { InvokeCommand, type LambdaClient } from '@aws-sdk/client-lambda';
 import { AnnexError } from '../domain/errors.ts';
 import type { SlackJob } from '../slack/model.ts';
 import type { SlackJobs } from '../slack/ports.ts';
-import { translateAwsError } from './errors.ts';
+import { LAMBDA_ERRORS, translateAwsError } from './errors.ts';
 
 export class LambdaSlackJobs implements SlackJobs {
   constructor(
@@ -27,7 +27,9 @@ export class LambdaSlackJobs implements SlackJobs {
       );
       status = out.StatusCode;
     } catch (e) {
-      translateAwsError('lambda', e, 'Slack worker', { unexpected: 'could not hand the job to the worker' });
+      translateAwsError(LAMBDA_ERRORS, e, 'Slack worker', {
+        unexpected: 'could not hand the job to the worker',
+      });
     }
     if (status !== 202)
       throw new AnnexError('Internal', `the worker invoke answered ${String(status)}, not 202`);

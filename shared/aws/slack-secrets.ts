@@ -7,7 +7,7 @@ import { GetParameterCommand, type SSMClient } from '@aws-sdk/client-ssm';
 import { AnnexError } from '../domain/errors.ts';
 import type { Clock } from '../domain/ports.ts';
 import type { SlackSecrets } from '../slack/ports.ts';
-import { awsErrorKind, translateAwsError } from './errors.ts';
+import { awsErrorKind, SSM_ERRORS, translateAwsError } from './errors.ts';
 
 const CACHE_MS = 5 * 60 * 1000;
 
@@ -41,8 +41,10 @@ export class SsmSlackSecrets implements SlackSecrets {
       const out = await this.ssm.send(new GetParameterCommand({ Name: name, WithDecryption: true }));
       value = out.Parameter?.Value;
     } catch (e) {
-      if (awsErrorKind('ssm', e) !== 'not-found') {
-        translateAwsError('ssm', e, 'Slack parameter', { unexpected: 'could not read a Slack parameter' });
+      if (awsErrorKind(SSM_ERRORS, e) !== 'not-found') {
+        translateAwsError(SSM_ERRORS, e, 'Slack parameter', {
+          unexpected: 'could not read a Slack parameter',
+        });
       }
     }
     this.cache.set(name, { value, until: now + CACHE_MS });

@@ -14,7 +14,7 @@ import {
 } from '@aws-sdk/lib-dynamodb';
 import type { SlackIdentity, SlackWatch } from '../slack/model.ts';
 import type { SlackStore } from '../slack/ports.ts';
-import { awsErrorKind, translateDynamoError } from './errors.ts';
+import { awsErrorKind, DYNAMODB_ERRORS, translateDynamoError } from './errors.ts';
 import { keys, stripTableAttributes } from './keys.ts';
 
 export class DynamoSlackStore implements SlackStore {
@@ -85,7 +85,7 @@ export class DynamoSlackStore implements SlackStore {
       );
       return 'recorded';
     } catch (e) {
-      if (awsErrorKind('dynamodb', e) === 'condition-failed') return 'replay';
+      if (awsErrorKind(DYNAMODB_ERRORS, e) === 'condition-failed') return 'replay';
       return translateDynamoError(e, 'recordNonce');
     }
   }
@@ -101,7 +101,7 @@ export class DynamoSlackStore implements SlackStore {
         }),
       );
     } catch (e) {
-      if (awsErrorKind('dynamodb', e) !== 'condition-failed') translateDynamoError(e, 'putWatch');
+      if (awsErrorKind(DYNAMODB_ERRORS, e) !== 'condition-failed') translateDynamoError(e, 'putWatch');
     }
   }
 
@@ -140,7 +140,7 @@ export class DynamoSlackStore implements SlackStore {
         }),
       );
     } catch (e) {
-      if (awsErrorKind('dynamodb', e) !== 'condition-failed') translateDynamoError(e, 'markWarned');
+      if (awsErrorKind(DYNAMODB_ERRORS, e) !== 'condition-failed') translateDynamoError(e, 'markWarned');
     }
   }
 

@@ -3,7 +3,17 @@ import { EC2Client } from '@aws-sdk/client-ec2';
 import { HttpResponse } from '@smithy/protocol-http';
 import { describe, expect, it } from 'vitest';
 import { Ec2Compute } from '../../../shared/aws/ec2.ts';
-import { awsErrorKind, cancelledAt, errorCode, translateAwsError } from '../../../shared/aws/errors.ts';
+import {
+  awsErrorKind,
+  cancelledAt,
+  DYNAMODB_ERRORS,
+  EC2_ERRORS,
+  errorCode,
+  LAMBDA_ERRORS,
+  SCHEDULER_ERRORS,
+  SSM_ERRORS,
+  translateAwsError,
+} from '../../../shared/aws/errors.ts';
 import { AnnexError } from '../../../shared/domain/errors.ts';
 import { MOCKED_CLIENT_CONFIG } from '../../support/aws-mocks.ts';
 
@@ -63,6 +73,15 @@ describe('an EC2 answer the SDK cannot parse', () => {
   });
 });
 
+/** Each service's table, by the name the cases below give it. */
+const TABLES = {
+  dynamodb: DYNAMODB_ERRORS,
+  ssm: SSM_ERRORS,
+  scheduler: SCHEDULER_ERRORS,
+  lambda: LAMBDA_ERRORS,
+  ec2: EC2_ERRORS,
+};
+
 describe('awsErrorKind', () => {
   it.each([
     ['dynamodb', 'ConditionalCheckFailedException', 'condition-failed'],
@@ -84,7 +103,7 @@ describe('awsErrorKind', () => {
     ['ec2', 'InvalidFleetConfiguration', { field: 'request' }],
   ] as const)('classifies %s %s as %o', (service, name, kind) => {
     // Act
-    const classified = awsErrorKind(service, sdkError(name));
+    const classified = awsErrorKind(TABLES[service], sdkError(name));
 
     // Assess
     expect(classified).toEqual(kind);
@@ -92,8 +111,8 @@ describe('awsErrorKind', () => {
 
   it('reads a code a service does not share with another by that service only', () => {
     // Assess
-    expect(awsErrorKind('scheduler', sdkError('TooManyRequestsException'))).toBeUndefined();
-    expect(awsErrorKind('lambda', sdkError('ConflictException'))).toBeUndefined();
+    expect(awsErrorKind(SCHEDULER_ERRORS, sdkError('TooManyRequestsException'))).toBeUndefined();
+    expect(awsErrorKind(LAMBDA_ERRORS, sdkError('ConflictException'))).toBeUndefined();
   });
 
   it('classifies a code in the table before the status, so a 500 capacity refusal stays capacity', () => {
@@ -104,18 +123,18 @@ describe('awsErrorKind', () => {
     });
 
     // Assess
-    expect(awsErrorKind('ec2', error)).toBe('capacity');
+    expect(awsErrorKind(EC2_ERRORS, error)).toBe('capacity');
   });
 
   it('classifies an unknown code with a 5xx status or a server fault as retryable, and a 4xx as nothing', () => {
     // Assess
-    expect(awsErrorKind('ssm', sdkError('SyntaxError', { $metadata: { httpStatusCode: 503 } }))).toBe(
+    expect(awsErrorKind(SSM_ERRORS, sdkError('SyntaxError', { $metadata: { httpStatusCode: 503 } }))).toBe(
       'retryable',
     );
-    expect(awsErrorKind('lambda', sdkError('Unknown', { $fault: 'server', $metadata: {} }))).toBe(
+    expect(awsErrorKind(LAMBDA_ERRORS, sdkError('Unknown', { $fault: 'server', $metadata: {} }))).toBe(
       'retryable',
     );
-    expect(awsErrorKind('dynamodb', sdkError('Unknown'))).toBeUndefined();
+    expect(awsErrorKind(DYNAMODB_ERRORS, sdkError('Unknown'))).toBeUndefined();
   });
 
   it('classifies a transaction that only throttling cancelled as retryable', () => {
@@ -124,8 +143,8 @@ describe('awsErrorKind', () => {
       sdkError('TransactionCanceledException', { CancellationReasons: codes.map((Code) => ({ Code })) });
 
     // Assess
-    expect(awsErrorKind('dynamodb', cancelled('None', 'ThrottlingError'))).toBe('retryable');
-    expect(awsErrorKind('dynamodb', cancelled('ConditionalCheckFailed', 'None'))).toBeUndefined();
+    expect(awsErrorKind(DYNAMODB_ERRORS, cancelled('None', 'ThrottlingError'))).toBe('retryable');
+    expect(awsErrorKind(DYNAMODB_ERRORS, cancelled('ConditionalCheckFailed', 'None'))).toBeUndefined();
     expect(cancelledAt(cancelled('ConditionalCheckFailed', 'None'))).toEqual([
       'ConditionalCheckFailed',
       'None',
@@ -146,22 +165,22 @@ describe('translateAwsError', () => {
   it('turns each kind into its domain error, naming the service and the operation', () => {
     // Assess
     expect(
-      thrownBy(() => translateAwsError('ssm', sdkError('ThrottlingException'), 'reading x')),
+      thrownBy(() => translateAwsError(SSM_ERRORS, sdkError('ThrottlingException'), 'reading x')),
     ).toMatchObject({
       code: 'UpstreamUnavailable',
       message: 'SSM is unavailable (reading x)',
     });
     expect(
-      thrownBy(() => translateAwsError('ec2', sdkError('VcpuLimitExceeded'), 'the launch')),
+      thrownBy(() => translateAwsError(EC2_ERRORS, sdkError('VcpuLimitExceeded'), 'the launch')),
     ).toMatchObject({
       code: 'LimitExceeded',
       message: 'EC2 refused the launch: VcpuLimitExceeded',
     });
     expect(
-      thrownBy(() => translateAwsError('ec2', sdkError('IdempotentParameterMismatch'), 'the launch')),
+      thrownBy(() => translateAwsError(EC2_ERRORS, sdkError('IdempotentParameterMismatch'), 'the launch')),
     ).toMatchObject({ code: 'Conflict' });
     expect(
-      thrownBy(() => translateAwsError('ec2', sdkError('InvalidKeyPair.NotFound'), 'the launch')),
+      thrownBy(() => translateAwsError(EC2_ERRORS, sdkError('InvalidKeyPair.NotFound'), 'the launch')),
     ).toMatchObject({
       code: 'ValidationError',
       field: 'keyName',
@@ -174,8 +193,10 @@ describe('translateAwsError', () => {
     const denied = sdkError('AccessDeniedException');
 
     // Act
-    const rethrown = thrownBy(() => translateAwsError('lambda', denied, 'x'));
-    const wrapped = thrownBy(() => translateAwsError('lambda', denied, 'x', { unexpected: 'could not y' }));
+    const rethrown = thrownBy(() => translateAwsError(LAMBDA_ERRORS, denied, 'x'));
+    const wrapped = thrownBy(() =>
+      translateAwsError(LAMBDA_ERRORS, denied, 'x', { unexpected: 'could not y' }),
+    );
 
     // Assess
     expect(rethrown).toBe(denied);
@@ -191,6 +212,6 @@ describe('translateAwsError', () => {
     const domain = new AnnexError('Conflict', 'already decided');
 
     // Assess
-    expect(thrownBy(() => translateAwsError('dynamodb', domain, 'x'))).toBe(domain);
+    expect(thrownBy(() => translateAwsError(DYNAMODB_ERRORS, domain, 'x'))).toBe(domain);
   });
 });
