@@ -27,10 +27,19 @@ export interface BenchResults {
 
 export const resultsFile = join(repoRoot, 'scripts', 'bench', 'results.json');
 
+/** Paths inside the repository are stored as `<repo>/…`, so the file is the same on every clone. */
+const REPO = '<repo>/';
+
 export function writeResults(results: BenchResults, file: string = resultsFile): void {
   mkdirSync(dirname(file), { recursive: true });
-  writeFileSync(file, `${JSON.stringify(results, null, 2)}\n`);
+  const portable = (_key: string, value: unknown): unknown =>
+    typeof value === 'string' && value.startsWith(`${repoRoot}/`)
+      ? REPO + value.slice(repoRoot.length + 1)
+      : value;
+  writeFileSync(file, `${JSON.stringify(results, portable, 2)}\n`);
 }
 
 export const readResults = (file: string = resultsFile): BenchResults =>
-  JSON.parse(readFileSync(file, 'utf8')) as BenchResults;
+  JSON.parse(readFileSync(file, 'utf8'), (_key, value: unknown) =>
+    typeof value === 'string' && value.startsWith(REPO) ? join(repoRoot, value.slice(REPO.length)) : value,
+  ) as BenchResults;
