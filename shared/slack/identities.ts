@@ -3,7 +3,7 @@
  * (through the same owner rule as a signed request, shared/domain/identity.ts) and the pools they
  * may use. Only an administrator may read or change them.
  */
-import { AnnexError, forbidden, validationError } from '../domain/errors.ts';
+import { forbidden, notFound, validationError } from '../domain/errors.ts';
 import { ownerOf, type IdentityRules } from '../domain/identity.ts';
 import { toIso } from '../domain/lease.ts';
 import type { Caller } from '../domain/model.ts';
@@ -47,8 +47,7 @@ export const getSlackIdentity = async (
 ): Promise<SlackIdentity> => {
   if (!caller.admin) throw forbidden('only an administrator may read Slack user mappings');
   const identity = await deps.slackStore.getIdentity(teamId, userId);
-  if (identity === undefined)
-    throw new AnnexError('NotFound', `no mapping for Slack user ${teamId}/${userId}`);
+  if (identity === undefined) throw notFound(`no mapping for Slack user ${teamId}/${userId}`);
   return identity;
 };
 
@@ -60,6 +59,6 @@ export const deleteSlackIdentity = async (
 ): Promise<void> => {
   if (!caller.admin) throw forbidden('only an administrator may remove Slack user mappings');
   if (!(await deps.slackStore.deleteIdentity(teamId, userId))) {
-    throw new AnnexError('NotFound', `no mapping for Slack user ${teamId}/${userId}`);
+    throw notFound(`no mapping for Slack user ${teamId}/${userId}`);
   }
 };
